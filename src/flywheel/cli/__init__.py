@@ -1,0 +1,1 @@
+"""The `flywheel` command for operators: thin argparse subcommands over the library."""

@@ -1,0 +1,5 @@
+import sys
+
+from flywheel.cli.main import main
+
+sys.exit(main())

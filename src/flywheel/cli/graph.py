@@ -1,0 +1,89 @@
+"""Starts the node graph as separate processes and stops it cleanly (no rclpy here).
+
+Each node runs in its own session, so a Ctrl-C in the terminal reaches only `flywheel`, which then
+asks every node to shut down (SIGINT), waits, and only then escalates to SIGTERM and SIGKILL.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+GRAPH = ('sim', 'oracle', 'gate', 'proposer')
+
+
+def ros_value(value) -> str:
+    """A parameter value as `ros2 run ... -p name:=value` spells it (YAML)."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(ros_value(v) for v in value) + ']'
+    if isinstance(value, str):
+        return value if value and value.replace('_', '').replace('.', '').isalnum() else repr(value)
+    return repr(value)
+
+
+def node_command(node: str, params_file: Path, overrides: dict | None = None) -> list[str]:
+    cmd = [sys.executable, '-m', f'flywheel.ros.{node}_node', '--ros-args',
+           '--params-file', str(params_file)]
+    for name, value in (overrides or {}).items():
+        cmd += ['-p', f'{name}:={ros_value(value)}']
+    return cmd
+
+
+@dataclass
+class Graph:
+    """A set of node processes. Use as a context manager: they are stopped on exit, always."""
+
+    nodes: tuple[str, ...]
+    params_file: Path
+    overrides: dict[str, dict] = field(default_factory=dict)
+    env: dict[str, str] | None = None
+    log_dir: Path | None = None
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _logs: list[IO] = field(default_factory=list)
+
+    def start(self) -> 'Graph':
+        for node in self.nodes:
+            out = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                out = open(self.log_dir / f'{node}.log', 'wb')
+                self._logs.append(out)
+            self.processes[node] = subprocess.Popen(
+                node_command(node, self.params_file, self.overrides.get(node)),
+                env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    def exited(self) -> dict[str, int]:
+        """Nodes that have exited, with their exit codes."""
+        return {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
+
+    def stop(self, grace: float = 5.0) -> dict[str, int]:
+        """SIGINT every node, then SIGTERM, then SIGKILL; return the exit codes."""
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            alive = [p for p in self.processes.values() if p.poll() is None]
+            for p in alive:
+                try:
+                    os.kill(p.pid, sig)
+                except ProcessLookupError:
+                    pass
+            for p in alive:
+                try:
+                    p.wait(timeout=wait)
+                except subprocess.TimeoutExpired:
+                    pass
+        for log in self._logs:
+            log.close()
+        return {n: p.returncode for n, p in self.processes.items()}
+
+    def __enter__(self) -> 'Graph':
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

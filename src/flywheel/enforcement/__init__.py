@@ -1,0 +1,1 @@
+"""Enforcement: the Gate applies an explicit, versioned risk policy and fails closed."""

@@ -1,0 +1,201 @@
+"""OracleSpec: what one Oracle release knows about the world and the robot.
+
+The spec is the only thing a release changes, which is what makes a safety fix local: a new keep-out
+zone or a tighter limit ships as a new spec, never as a change to the Proposer. It validates
+completely on load; a malformed spec raises a SpecError naming the field, and the Oracle refuses to
+start with it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+from shapely.geometry import Point, Polygon
+
+from flywheel.errors import SpecError
+from flywheel.yamldoc import (integer, load_yaml, mapping, named_polygons, number, polygon,
+                              sequence, text)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A named polygon: an obstacle, a keep-out zone, or a speed-limit zone (with max_speed)."""
+
+    zone_id: str
+    polygon: Polygon
+    max_speed: float = math.inf
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Kinematic limits every trajectory point must respect."""
+
+    max_speed: float
+    max_acceleration: float
+    max_yaw_rate: float
+    max_curvature: float
+    clearance_margin: float
+    # Curvature |w/v| is meaningless while turning in place; it is checked only above this speed.
+    curvature_min_speed: float = 0.05
+
+
+@dataclass(frozen=True)
+class UncertaintyModel:
+    """Prediction uncertainty u: how far a trajectory leaves the envelope the spec was validated on.
+
+    u = max(fraction of trajectory points outside validated_region,
+            clip((peak |v| - validated_max_speed) / validated_max_speed, 0, 1)).
+    """
+
+    validated_region: Polygon
+    validated_max_speed: float
+    threshold: float
+
+    def __call__(self, xy: np.ndarray, speeds: np.ndarray) -> tuple[float, int]:
+        """u for trajectory points (N, 2) and their speeds, and the index of the worst point."""
+        outside = ~shapely.contains_xy(self.validated_region, xy[:, 0], xy[:, 1])
+        region_u = float(outside.mean())
+        peak = int(np.argmax(np.abs(speeds)))
+        excess = (abs(speeds[peak]) - self.validated_max_speed) / self.validated_max_speed
+        speed_u = float(np.clip(excess, 0.0, 1.0))
+        if region_u >= speed_u:
+            return region_u, int(np.argmax(outside))
+        return speed_u, peak
+
+
+@dataclass(frozen=True)
+class CoverageGrid:
+    """Audit coverage per grid cell in [0, 1]: how well audits have exercised the spec there.
+
+    c_a = 1 - min(coverage of the cells the trajectory visits); a cell outside the grid counts 0.
+    ``cells[row][col]`` covers x in origin_x + col*resolution, y in origin_y + row*resolution.
+    """
+
+    origin: tuple[float, float]
+    resolution: float
+    cells: np.ndarray
+    threshold: float
+
+    def __call__(self, xy: np.ndarray) -> tuple[float, int]:
+        """c_a for trajectory points (N, 2), and the index of the least covered point."""
+        coverage = self.coverage_at(xy)
+        worst = int(np.argmin(coverage))
+        return 1.0 - float(coverage[worst]), worst
+
+    def coverage_at(self, xy: np.ndarray) -> np.ndarray:
+        """Coverage of the cells holding each point of an (N, 2) array."""
+        col = np.floor((xy[:, 0] - self.origin[0]) / self.resolution).astype(np.int64)
+        row = np.floor((xy[:, 1] - self.origin[1]) / self.resolution).astype(np.int64)
+        rows, cols = self.cells.shape
+        inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
+        out = np.zeros(len(xy))
+        out[inside] = self.cells[row[inside], col[inside]]
+        return out
+
+
+@dataclass(frozen=True)
+class OracleSpec:
+    version: str
+    overlay_version: str
+    frame_id: str
+    footprint: Polygon
+    obstacles: tuple[Zone, ...]
+    keep_out: tuple[Zone, ...]
+    speed_zones: tuple[Zone, ...]
+    geofence: Polygon | None
+    limits: Limits
+    uncertainty: UncertaintyModel
+    coverage: CoverageGrid
+    max_evidence: int = 16
+    # Sweeps between samples that turn more than this (rad) are subdivided, so the swept footprint
+    # stays a faithful (conservative) envelope of a rotating robot.
+    max_sweep_yaw_step: float = 0.35
+
+
+_TOP_KEYS = {'version', 'overlay_version', 'frame_id', 'footprint', 'obstacles', 'keep_out',
+             'speed_zones', 'geofence', 'limits', 'uncertainty', 'coverage', 'max_evidence',
+             'max_sweep_yaw_step'}
+
+
+def load_spec(path: str | Path) -> OracleSpec:
+    return parse_spec(load_yaml(path))
+
+
+def parse_spec(doc: dict) -> OracleSpec:
+    """Validate a spec document completely; raise SpecError naming the first bad field."""
+    doc = mapping(doc, 'spec', allowed=_TOP_KEYS,
+                  required={'version', 'frame_id', 'footprint', 'limits', 'uncertainty',
+                            'coverage'})
+    footprint = polygon(doc['footprint'], 'footprint')
+    if not footprint.contains(Point(0.0, 0.0)):
+        raise SpecError('footprint', 'must contain the robot origin (0, 0)')
+    return OracleSpec(
+        version=text(doc['version'], 'version'),
+        overlay_version=text(doc.get('overlay_version', ''), 'overlay_version', allow_empty=True),
+        frame_id=text(doc['frame_id'], 'frame_id'),
+        footprint=footprint,
+        obstacles=_zones(doc.get('obstacles', []), 'obstacles'),
+        keep_out=_zones(doc.get('keep_out', []), 'keep_out'),
+        speed_zones=_zones(doc.get('speed_zones', []), 'speed_zones',
+                           {'max_speed': {'lo': 0.0}}),
+        geofence=polygon(doc['geofence'], 'geofence') if 'geofence' in doc else None,
+        limits=_limits(doc['limits']),
+        uncertainty=_uncertainty(doc['uncertainty']),
+        coverage=_coverage(doc['coverage']),
+        max_evidence=integer(doc.get('max_evidence', 16), 'max_evidence', lo=1, hi=1000),
+        max_sweep_yaw_step=number(doc.get('max_sweep_yaw_step', 0.35), 'max_sweep_yaw_step',
+                                  lo=0.01, hi=math.pi),
+    )
+
+
+def _zones(value, field, extra=None) -> tuple[Zone, ...]:
+    return tuple(Zone(e['id'], e['polygon'], e.get('max_speed', math.inf))
+                 for e in named_polygons(value, field, extra))
+
+
+def _limits(value) -> Limits:
+    keys = {'max_speed', 'max_acceleration', 'max_yaw_rate', 'max_curvature', 'clearance_margin'}
+    doc = mapping(value, 'limits', allowed=keys | {'curvature_min_speed'}, required=keys)
+    positive = {'lo': 0.0, 'lo_open': True}
+    return Limits(**{k: number(doc[k], f'limits.{k}', **positive) for k in sorted(keys)},
+                  curvature_min_speed=number(doc.get('curvature_min_speed', 0.05),
+                                             'limits.curvature_min_speed', **positive))
+
+
+def _uncertainty(value) -> UncertaintyModel:
+    keys = {'validated_region', 'validated_max_speed', 'threshold'}
+    doc = mapping(value, 'uncertainty', allowed=keys, required=keys)
+    return UncertaintyModel(
+        validated_region=polygon(doc['validated_region'], 'uncertainty.validated_region'),
+        validated_max_speed=number(doc['validated_max_speed'], 'uncertainty.validated_max_speed',
+                                   lo=0.0, lo_open=True),
+        threshold=number(doc['threshold'], 'uncertainty.threshold', lo=0.0, hi=1.0))
+
+
+def _coverage(value) -> CoverageGrid:
+    keys = {'origin', 'resolution', 'cells', 'threshold'}
+    doc = mapping(value, 'coverage', allowed=keys, required=keys)
+    origin = sequence(doc['origin'], 'coverage.origin')
+    if len(origin) != 2:
+        raise SpecError('coverage.origin', f'expected [x, y], got {origin!r}')
+    rows = sequence(doc['cells'], 'coverage.cells')
+    if not rows:
+        raise SpecError('coverage.cells', 'needs at least one row')
+    width = None
+    grid = []
+    for r, row in enumerate(rows):
+        row = sequence(row, f'coverage.cells[{r}]')
+        if width is None:
+            width = len(row)
+        if not row or len(row) != width:
+            raise SpecError(f'coverage.cells[{r}]', f'expected {width} cells, got {len(row)}')
+        grid.append([number(c, f'coverage.cells[{r}][{i}]', lo=0.0, hi=1.0)
+                     for i, c in enumerate(row)])
+    return CoverageGrid(
+        origin=(number(origin[0], 'coverage.origin[0]'), number(origin[1], 'coverage.origin[1]')),
+        resolution=number(doc['resolution'], 'coverage.resolution', lo=0.0, lo_open=True),
+        cells=np.array(grid, dtype=np.float64),
+        threshold=number(doc['threshold'], 'coverage.threshold', lo=0.0, hi=1.0))

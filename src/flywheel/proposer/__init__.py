@@ -1,0 +1,1 @@
+"""The Proposer: wraps a planner and publishes its candidates as Proposals. Never restarted."""

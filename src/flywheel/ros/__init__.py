@@ -1,0 +1,1 @@
+"""Thin rclpy adapters: parameters, QoS, message <-> core conversion. No policy lives here."""

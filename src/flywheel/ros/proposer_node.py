@@ -1,0 +1,103 @@
+"""proposer_node: wraps a planner plugin (or an external cmd_vel) and publishes Proposals."""
+from __future__ import annotations
+
+from dataclasses import MISSING
+
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+
+from alignment_flywheel.msg import Proposal as ProposalMsg
+from flywheel.errors import SpecError
+from flywheel.kinematics import RobotState
+from flywheel.proposer.adapter import TwistAdapter
+from flywheel.proposer.config import ProposerConfig
+from flywheel.proposer.faults import FaultConfig, FaultInjector
+from flywheel.proposer.planner import load_planner, planner_class, planner_parameters
+from flywheel.proposer.proposer import Proposer
+from flywheel.ros import qos, topics
+from flywheel.ros.convert import proposal_to_msg, yaw_of
+from flywheel.ros.params import declare_config
+from flywheel.ros.run import run_node
+
+PLANNER_PREFIX = 'planner.'
+
+
+class ProposerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__('proposer', **kwargs)
+        self.config = config = declare_config(self, ProposerConfig)
+        if config.mode == 'adapter':
+            planner = self.adapter = TwistAdapter(config.adapter_horizon_points, config.adapter_dt)
+        elif config.mode == 'planner':
+            self.adapter = None
+            planner = load_planner(config.planner_plugin, self._planner_params(config.planner_plugin))
+        else:
+            raise SpecError('mode', f'expected "planner" or "adapter", got {config.mode!r}')
+        faults = None
+        if config.fault_rate > 0.0:
+            faults = FaultInjector(FaultConfig(
+                config.fault_rate, config.fault_min_duration, config.fault_max_duration,
+                config.overspeed_factor, config.fault_seed, config.fault_kinds))
+        self.proposer = Proposer(config.proposer_id, planner, config.frame_id,
+                                 self.get_clock().now().nanoseconds, faults)
+        self.state: RobotState | None = None
+        self.publisher = self.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
+        self.create_subscription(Odometry, topics.ODOM, self.on_odom, qos.SENSOR)
+        if self.adapter is not None:
+            self.create_subscription(Twist, topics.CMD_VEL_IN, self.on_external_twist,
+                                     qos.COMMAND)
+        else:
+            self.create_timer(1.0 / config.rate, self.on_timer)
+        self.get_logger().info(f'proposer {config.proposer_id!r} ready ({config.mode}: '
+                               f'{config.planner_plugin if self.adapter is None else "cmd_vel_in"}, '
+                               f'fault_rate {config.fault_rate})')
+
+    def _planner_params(self, spec: str) -> dict:
+        """Declare `planner.<name>` for each keyword the plugin takes; return those that are set."""
+        params = {}
+        for name, default in planner_parameters(planner_class(spec)).items():
+            if default is MISSING or default is None:
+                value = self.declare_parameter(
+                    PLANNER_PREFIX + name, None, ParameterDescriptor(dynamic_typing=True)).value
+            else:
+                value = self.declare_parameter(PLANNER_PREFIX + name, default).value
+            if value is not None:
+                params[name] = list(value) if isinstance(value, (list, tuple)) else value
+        route = params.get('route')
+        if route and not isinstance(route[0], (list, tuple)):
+            # ROS has no nested arrays: a route is given flat, [x0, y0, x1, y1, ...]
+            if len(route) % 2:
+                raise SpecError('planner.route', f'needs an even number of values, got {len(route)}')
+            params['route'] = [route[i:i + 2] for i in range(0, len(route), 2)]
+        return params
+
+    def on_odom(self, msg: Odometry) -> None:
+        pose, tw = msg.pose.pose, msg.twist.twist
+        self.state = RobotState(pose.position.x, pose.position.y, yaw_of(pose.orientation),
+                                tw.linear.x, tw.angular.z)
+
+    def on_timer(self) -> None:
+        self._propose()
+
+    def on_external_twist(self, msg: Twist) -> None:
+        self.adapter.twist = (msg.linear.x, msg.angular.z)
+        self._propose()
+
+    def _propose(self) -> None:
+        if self.state is None:
+            self.get_logger().info('waiting for odometry', throttle_duration_sec=5.0)
+            return
+        proposal = self.proposer.propose(self.state, self.get_clock().now().nanoseconds)
+        if self.proposer.last_fault is not None:
+            self.get_logger().debug(f'{proposal.proposal_id}: injected {self.proposer.last_fault.name}')
+        self.publisher.publish(proposal_to_msg(proposal))
+
+
+def main(argv=None) -> int:
+    return run_node('proposer', ProposerNode, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
