@@ -19,3 +19,7 @@ class SpecError(FlywheelError, ValueError):
 
 class PlannerLoadError(FlywheelError):
     """A planner plugin named as ``module:Class`` cannot be imported or built."""
+
+
+class GraphError(FlywheelError):
+    """A node process of the graph died, or the graph never came up."""

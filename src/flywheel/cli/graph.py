@@ -47,8 +47,11 @@ class Graph:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
 
-    def start(self) -> 'Graph':
-        for node in self.nodes:
+    def start(self, nodes: tuple[str, ...] | None = None) -> 'Graph':
+        """Start ``nodes`` (default: every node not yet started)."""
+        for node in nodes if nodes is not None else self.nodes:
+            if node in self.processes:
+                continue
             out = None
             if self.log_dir is not None:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +86,7 @@ class Graph:
         return {n: p.returncode for n, p in self.processes.items()}
 
     def __enter__(self) -> 'Graph':
-        return self.start()
+        return self
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from flywheel.errors import FlywheelError
+from flywheel.errors import FlywheelError, GraphError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -62,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser('demo', help='run the embedded world with faults, gated and bypassed')
     demo.add_argument('--duration', type=float, default=30.0, help='seconds per run (default 30)')
     demo.add_argument('--out', default='reports/demo', help='report folder (default reports/demo)')
-    demo.add_argument('--seed', type=int, default=7, help='fault injection seed')
-    demo.add_argument('--fault-rate', type=float, default=0.04,
-                      help='chance per proposal of a fault episode (default 0.04)')
+    demo.add_argument('--seed', type=int, default=5, help='fault injection seed')
+    demo.add_argument('--fault-rate', type=float, default=0.02,
+                      help='chance per proposal of a fault episode (default 0.02)')
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except GraphError as exc:
+        print(f'flywheel {args.command}: {exc}', file=sys.stderr)
+        return EXIT_FAILED
     except FlywheelError as exc:
         print(f'flywheel {args.command}: {exc}', file=sys.stderr)
         return EXIT_USAGE

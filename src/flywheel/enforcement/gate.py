@@ -19,6 +19,7 @@ from flywheel.settings import setting
 from flywheel.signals import SafetySignals
 
 STOP = (0.0, 0.0)
+DECIDED_MEMORY = 4096
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Gate:
         self._last_seen: dict[str, tuple[int, int]] = {}   # proposer -> (seq, stamp_ns)
         self._last_approved_seq: dict[str, int] = {}
         self._approved_ns: int | None = None
+        # Recently decided proposal ids: their late verdicts are dropped, not decided twice.
+        self._decided: OrderedDict[str, None] = OrderedDict()
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -95,10 +98,16 @@ class Gate:
         self._held[proposal.proposal_id] = _Held(proposal, now_ns)
         return decisions
 
-    def on_signals(self, signals: SafetySignals, now_ns: int) -> Decision:
-        """Decide the held proposal this verdict names; a verdict that does not bind is BLOCK."""
+    def on_signals(self, signals: SafetySignals, now_ns: int) -> Decision | None:
+        """Decide the held proposal this verdict names; a verdict that does not bind is BLOCK.
+
+        None for a late verdict on a proposal already decided (it was rejected on arrival or
+        timed out): each proposal has exactly one decision.
+        """
         held = self._held.pop(signals.proposal_id, None)
         if held is None:
+            if signals.proposal_id in self._decided:
+                return None
             return Decision(signals.proposal_id, '', signals.proposal_digest, Action.BLOCK,
                             (Finding(Action.BLOCK, Reason.UNKNOWN_PROPOSAL,
                                      'no held proposal with this id (late, replayed or forged)'),),
@@ -157,6 +166,9 @@ class Gate:
     def _decide(self, proposal: Proposal, findings: list[Finding], oracle_version: str,
                 now_ns: int, withdraw: bool = True) -> Decision:
         action, ordered = most_restrictive(findings)
+        self._decided[proposal.proposal_id] = None
+        if len(self._decided) > DECIDED_MEMORY:
+            self._decided.popitem(last=False)
         command = None
         if action == Action.ALLOW:
             command = proposal.command

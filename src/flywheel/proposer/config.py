@@ -26,11 +26,12 @@ class ProposerConfig:
                                 lo=0.0, hi=1.0, read_only=True)
     fault_seed: int = setting(0, 'Seed of the fault injector (same seed, same faults).', lo=0,
                               hi=2**31 - 1, read_only=True)
-    fault_kinds: tuple[str, ...] = setting(['SHORTCUT', 'OVERSPEED', 'NAN'], 'Faults to inject.',
-                                           read_only=True)
-    fault_min_duration: float = setting(1.0, 'Shortest fault episode (s).', lo=0.01, hi=60.0,
+    fault_kinds: tuple[str, ...] = setting(
+        ['SHORTCUT', 'SHORTCUT', 'OVERSPEED', 'NAN'], 'Faults to draw from (a kind listed twice '
+        'is drawn twice as often).', read_only=True)
+    fault_min_duration: float = setting(3.0, 'Shortest fault episode (s).', lo=0.01, hi=60.0,
                                         read_only=True)
-    fault_max_duration: float = setting(3.0, 'Longest fault episode (s).', lo=0.01, hi=60.0,
+    fault_max_duration: float = setting(7.0, 'Longest fault episode (s).', lo=0.01, hi=60.0,
                                         read_only=True)
     overspeed_factor: float = setting(2.5, 'OVERSPEED multiplies speeds by this.', lo=1.0,
                                       hi=100.0, read_only=True)

@@ -19,11 +19,11 @@ class Fault(enum.Enum):
 @dataclass(frozen=True)
 class FaultConfig:
     rate: float = 0.0                  # chance per proposal that an episode starts
-    min_duration: float = 1.0          # s
-    max_duration: float = 3.0          # s
+    min_duration: float = 3.0          # s
+    max_duration: float = 7.0          # s
     overspeed_factor: float = 2.5
     seed: int = 0
-    kinds: tuple[str, ...] = ('SHORTCUT', 'OVERSPEED', 'NAN')
+    kinds: tuple[str, ...] = ('SHORTCUT', 'SHORTCUT', 'OVERSPEED', 'NAN')
 
     def __post_init__(self):
         if not 0.0 <= self.rate <= 1.0:

@@ -42,7 +42,8 @@ class RoutePlanner:
         """Roll the pursuit law forward from ``state``; the first twist is the command."""
         self.goal_index = self._advance(state.x, state.y, self.goal_index)
         goal = (self.goal_index + (1 if shortcut else 0)) % len(self.goals)
-        x, y, yaw, v = state.x, state.y, state.yaw, state.v
+        # Start from the measured speed, but never from outside this planner's own range.
+        x, y, yaw, v = state.x, state.y, state.yaw, min(max(state.v, 0.0), self.cruise_speed)
         states = np.empty((self.horizon_points, 5))
         for i in range(self.horizon_points):
             if not shortcut:

@@ -48,7 +48,8 @@ class GateNode(Node):
 
     def on_signals(self, msg: SignalsMsg) -> None:
         try:
-            decisions = [self.gate.on_signals(signals_from_msg(msg), self.now_ns())]
+            decision = self.gate.on_signals(signals_from_msg(msg), self.now_ns())
+            decisions = [decision] if decision is not None else []
         except Exception as exc:  # noqa: BLE001 - e.g. an evidence kind outside the contract
             decisions = [self._internal_error(msg.proposal_id, '', exc)]
         self._publish(decisions)

@@ -57,7 +57,7 @@ class SimNode(Node):
         v, w = self.command if fresh else (0.0, 0.0)
         for event in self.sim.step(v, w, dt, now):
             self.incidents += 1
-            self.get_logger().warn(f'{event.kind.value}: {event.object_id} at '
+            self.get_logger().warning(f'{event.kind.value}: {event.object_id} at '
                                    f'({event.x:.2f}, {event.y:.2f})')
             self.incident_pub.publish(
                 incident_from_event(event, self.world.frame_id, self.get_name(), self.incidents))

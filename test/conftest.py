@@ -1,0 +1,31 @@
+"""Shared fixtures. Every test run gets its own ROS domain and keeps discovery on this host, so
+tests never hear (or disturb) another graph on the machine."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ['ROS_DOMAIN_ID'] = str(100 + os.getpid() % 100)
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / 'config'
+
+
+@pytest.fixture(scope='session')
+def config_dir() -> Path:
+    return CONFIG
+
+
+@pytest.fixture(scope='session')
+def spec():
+    from flywheel.oracle.spec import load_spec
+    return load_spec(CONFIG / 'oracle_spec.yaml')
+
+
+@pytest.fixture(scope='session')
+def policy():
+    from flywheel.enforcement.policy import load_policy
+    return load_policy(CONFIG / 'policy.yaml')
