@@ -23,7 +23,8 @@ def ros_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return '[' + ','.join(ros_value(v) for v in value) + ']'
     if isinstance(value, str):
-        return value if value and value.replace('_', '').replace('.', '').isalnum() else repr(value)
+        # always quoted: unquoted NAN, true or 1e3 would be read as a number or a bool
+        return "'" + value.replace("'", "''") + "'"
     return repr(value)
 
 
