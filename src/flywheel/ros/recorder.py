@@ -14,14 +14,18 @@ PATH_SPACING = 0.05  # m between recorded path points
 
 
 class Recorder(Node):
+    """Counts decisions only for proposals it saw itself, so a subscription that matched a little
+    late never makes the numbers disagree."""
+
     def __init__(self, record: RunRecord, **kwargs):
         super().__init__('recorder', **kwargs)
         self.record = record
         self.first_odom_ns: int | None = None
         self.trajectories: dict[str, list] = {}
-        self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.STREAM)
-        self.create_subscription(GateDecision, topics.GATE_DECISIONS, self.on_decision,
-                                 qos.STREAM)
+        self.proposals = self.create_subscription(ProposalMsg, topics.PROPOSALS,
+                                                  self.on_proposal, qos.STREAM)
+        self.decisions = self.create_subscription(GateDecision, topics.GATE_DECISIONS,
+                                                  self.on_decision, qos.STREAM)
         self.create_subscription(Incident, topics.INCIDENTS, self.on_incident, qos.STREAM)
         self.create_subscription(Odometry, topics.ODOM, self.on_odom, qos.SENSOR)
 
@@ -29,15 +33,15 @@ class Recorder(Node):
         self.record.proposals += 1
         self.trajectories[msg.proposal_id] = [(p.pose.position.x, p.pose.position.y)
                                               for p in msg.trajectory]
-        if len(self.trajectories) > 500:
-            self.trajectories.pop(next(iter(self.trajectories)))
 
     def on_decision(self, msg: GateDecision) -> None:
+        if msg.proposal_id not in self.trajectories:
+            return
         action = Action(msg.action)
         self.record.actions[action.name] += 1
         for reason in msg.reasons:
             self.record.reasons[Reason(reason).name] += 1
-        trajectory = self.trajectories.pop(msg.proposal_id, None)
+        trajectory = self.trajectories.pop(msg.proposal_id)
         if not action.approves and trajectory:
             self.record.blocked.append(trajectory)
 
