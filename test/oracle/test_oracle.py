@@ -170,3 +170,21 @@ def test_a_spec_without_obstacles_reports_infinite_clearance(spec):
     bare = spec.__class__(**{**spec.__dict__, 'obstacles': (), 'keep_out': ()})
     s = Oracle(bare, ProposalLimits()).evaluate(straight(3.0, 4.0, 0.0, 0.5))
     assert s.min_clearance == math.inf and s.collision_risk == 0.0
+
+
+def test_clearance_is_exact_within_the_horizon_and_infinite_beyond(oracle, spec):
+    import shapely
+    from flywheel.oracle.sweep import sweep
+    zones = [z.polygon for z in spec.obstacles + spec.keep_out]
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        x, y = rng.uniform(1.0, 11.0), rng.uniform(1.0, 7.0)
+        p = straight(x, y, rng.uniform(-np.pi, np.pi), rng.uniform(0.0, 0.6), points=10,
+                     w=rng.uniform(-0.5, 0.5))
+        s = oracle.evaluate(p)
+        hulls = sweep(p.states[:, :3], oracle._footprint_xy, spec.max_sweep_yaw_step).hulls
+        truth = min(shapely.distance(h, z) for h in hulls for z in zones)
+        if truth <= spec.limits.clearance_horizon:
+            assert s.min_clearance == pytest.approx(truth, abs=1e-9)
+        else:
+            assert s.min_clearance == math.inf

@@ -23,7 +23,7 @@ SOFT_FRACTION = 0.8
 
 def ramp(ratio: float) -> float:
     """Risk of a value at ``ratio`` times its limit."""
-    return float(np.clip((ratio - SOFT_FRACTION) / (1.0 - SOFT_FRACTION), 0.0, 1.0))
+    return min(1.0, max(0.0, (float(ratio) - SOFT_FRACTION) / (1.0 - SOFT_FRACTION)))
 
 
 class Oracle:
@@ -35,7 +35,8 @@ class Oracle:
         self._zones = spec.obstacles + spec.keep_out
         self._zone_kind = ([EvidenceKind.COLLISION] * len(spec.obstacles)
                            + [EvidenceKind.KEEP_OUT] * len(spec.keep_out))
-        self._tree = STRtree([z.polygon for z in self._zones]) if self._zones else None
+        self._polygons = np.array([z.polygon for z in self._zones], dtype=object)
+        self._tree = STRtree(self._polygons) if self._zones else None
         for zone in self._zones:
             shapely.prepare(zone.polygon)
         # A convex geofence holds a convex hull iff it holds the hull's vertices: a cheap test.
@@ -103,50 +104,64 @@ class Oracle:
                 evidence.append(Evidence(self._zones[zone].zone_id, self._zone_kind[zone],
                                          float(overlap.area), where.x, where.y, 1.0))
             return 1.0, 0.0, ttc
-        # Nearest zone to the whole sweep in one tree query (a collection's distance is the
-        # smallest over its parts), then which hull is nearest to it.
-        zone_idx, dist = self._tree.query_nearest(
-            shapely.geometrycollections(swept.hulls), return_distance=True, all_matches=False)
-        clearance = float(dist[0])
-        risk = float(np.clip(1.0 - clearance / margin, 0.0, 1.0))
+        # Zones within the horizon of the whole sweep in one tree query (a collection's distance
+        # is the smallest over its parts); beyond the horizon clearance is reported as +inf.
+        sweep_all = shapely.geometrycollections(swept.hulls)
+        near = self._tree.query(sweep_all, predicate='dwithin',
+                                distance=self.spec.limits.clearance_horizon)
+        if not len(near):
+            return 0.0, math.inf, math.inf
+        distances = shapely.distance(sweep_all, self._polygons[near])
+        nearest = int(near[np.argmin(distances)])
+        clearance = float(distances.min())
+        risk = max(0.0, 1.0 - clearance / margin)
         if risk > 0.0:
-            zone = self._zones[int(zone_idx[0])]
+            zone = self._zones[nearest]
             where = swept.hulls[int(np.argmin(shapely.distance(swept.hulls, zone.polygon)))]
             evidence.append(Evidence(zone.zone_id, EvidenceKind.CLEARANCE, clearance,
                                      where.centroid.x, where.centroid.y, risk))
         return risk, clearance, math.inf
 
     def _kinematics(self, proposal: Proposal, evidence: list) -> float:
-        """Risk from speed, yaw rate, curvature, acceleration and speed-limit zones."""
+        """Risk from speed, yaw rate, curvature, acceleration and speed-limit zones.
+
+        The command is executed first, so it is checked like a sample at the first pose.
+        """
         limits, states = self.spec.limits, proposal.states
-        # Sample 0 is the command, executed first and placed at the first pose; i >= 1 is point i-1.
-        speed = np.abs(np.append(proposal.command[0], states[:, V]))
-        yaw_rate = np.abs(np.append(proposal.command[1], states[:, W]))
-        where = np.vstack([states[:1, :2], states[:, :2]])
-        checks = [('limit:max_speed', EvidenceKind.SPEED, speed, limits.max_speed),
-                  ('limit:max_yaw_rate', EvidenceKind.YAW_RATE, yaw_rate, limits.max_yaw_rate)]
+        speed, yaw_rate = np.abs(states[:, V]), np.abs(states[:, W])
+        cmd_speed, cmd_yaw_rate = abs(proposal.command[0]), abs(proposal.command[1])
+        checks = [('limit:max_speed', EvidenceKind.SPEED, speed, cmd_speed, limits.max_speed),
+                  ('limit:max_yaw_rate', EvidenceKind.YAW_RATE, yaw_rate, cmd_yaw_rate,
+                   limits.max_yaw_rate)]
         moving = speed > limits.curvature_min_speed
-        if moving.any():
+        if moving.any() or cmd_speed > limits.curvature_min_speed:
             curvature = np.where(moving, yaw_rate / np.maximum(speed, 1e-12), 0.0)
+            cmd_curvature = (cmd_yaw_rate / cmd_speed
+                             if cmd_speed > limits.curvature_min_speed else 0.0)
             checks.append(('limit:max_curvature', EvidenceKind.CURVATURE, curvature,
-                           limits.max_curvature))
+                           cmd_curvature, limits.max_curvature))
         if len(states) > 1:
-            # acceleration over segment k is placed at its end, point k+1 (sample k+2)
-            accel = np.abs(np.diff(states[:, V]) / np.diff(proposal.times))
-            checks.append(('limit:max_acceleration', EvidenceKind.ACCELERATION,
-                           np.concatenate([[0.0, 0.0], accel]), limits.max_acceleration))
+            # acceleration over segment k is placed at its end, point k+1
+            accel = np.zeros(len(states))
+            accel[1:] = np.abs((states[1:, V] - states[:-1, V])
+                               / ((proposal.t_ns[1:] - proposal.t_ns[:-1]) * 1e-9))
+            checks.append(('limit:max_acceleration', EvidenceKind.ACCELERATION, accel, 0.0,
+                           limits.max_acceleration))
         for zone in self.spec.speed_zones:
-            inside = np.append(False, shapely.contains_xy(zone.polygon, states[:, 0], states[:, 1]))
-            inside[0] = inside[1]
-            checks.append((zone.zone_id, EvidenceKind.SPEED_ZONE, np.where(inside, speed, 0.0),
-                           zone.max_speed))
+            inside = shapely.contains_xy(zone.polygon, states[:, 0], states[:, 1])
+            if inside.any():
+                checks.append((zone.zone_id, EvidenceKind.SPEED_ZONE, speed * inside,
+                               cmd_speed if inside[0] else 0.0, zone.max_speed))
         risk = 0.0
-        for rule_id, kind, values, limit in checks:
-            i = int(np.argmax(values))
-            r = ramp(values[i] / limit) if limit > 0.0 else float(values[i] > 0.0)
+        for rule_id, kind, values, at_command, limit in checks:
+            i = int(values.argmax())
+            value = max(float(values[i]), at_command)
+            if at_command > values[i]:
+                i = 0
+            r = ramp(value / limit) if limit > 0.0 else float(value > 0.0)
             if r > 0.0:
-                evidence.append(Evidence(rule_id, kind, float(values[i]),
-                                         float(where[i, 0]), float(where[i, 1]), r))
+                evidence.append(Evidence(rule_id, kind, value, float(states[i, 0]),
+                                         float(states[i, 1]), r))
                 risk = max(risk, r)
         return risk
 

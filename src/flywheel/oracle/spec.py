@@ -38,6 +38,8 @@ class Limits:
     max_yaw_rate: float
     max_curvature: float
     clearance_margin: float
+    # Clearance is measured exactly up to this distance; beyond it is reported as +inf.
+    clearance_horizon: float = 1.0
     # Curvature |w/v| is meaningless while turning in place; it is checked only above this speed.
     curvature_min_speed: float = 0.05
 
@@ -158,11 +160,19 @@ def _zones(value, field, extra=None) -> tuple[Zone, ...]:
 
 def _limits(value) -> Limits:
     keys = {'max_speed', 'max_acceleration', 'max_yaw_rate', 'max_curvature', 'clearance_margin'}
-    doc = mapping(value, 'limits', allowed=keys | {'curvature_min_speed'}, required=keys)
+    doc = mapping(value, 'limits', allowed=keys | {'curvature_min_speed', 'clearance_horizon'},
+                  required=keys)
     positive = {'lo': 0.0, 'lo_open': True}
-    return Limits(**{k: number(doc[k], f'limits.{k}', **positive) for k in sorted(keys)},
-                  curvature_min_speed=number(doc.get('curvature_min_speed', 0.05),
-                                             'limits.curvature_min_speed', **positive))
+    limits = Limits(**{k: number(doc[k], f'limits.{k}', **positive) for k in sorted(keys)},
+                    curvature_min_speed=number(doc.get('curvature_min_speed', 0.05),
+                                               'limits.curvature_min_speed', **positive),
+                    clearance_horizon=number(doc.get('clearance_horizon', 1.0),
+                                             'limits.clearance_horizon', **positive))
+    if limits.clearance_horizon < limits.clearance_margin:
+        raise SpecError('limits.clearance_horizon',
+                        f'must be >= clearance_margin ({limits.clearance_margin}), '
+                        f'got {limits.clearance_horizon}')
+    return limits
 
 
 def _uncertainty(value) -> UncertaintyModel:

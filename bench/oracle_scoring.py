@@ -1,0 +1,107 @@
+"""Oracle scoring cost: a 50-point proposal against 1,000 obstacles, on one core.
+
+Target (issue): p99 <= 1 ms and >= 2,000 proposals/s. The baseline, run in the same process, is
+the same proposals scored against the shipped 3-obstacle spec, so the ratio shows what the 1,000
+obstacles cost on this (noisy) machine.
+
+    scripts/run.sh python bench/oracle_scoring.py [--samples 20000]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import HEADER, machine, row, stats_ms  # noqa: E402
+
+from flywheel.kinematics import RobotState, constant_twist_rollout  # noqa: E402
+from flywheel.oracle.oracle import Oracle  # noqa: E402
+from flywheel.oracle.spec import parse_spec  # noqa: E402
+from flywheel.proposal import ProposalLimits, make_proposal  # noqa: E402
+
+CONFIG = Path(__file__).resolve().parents[1] / 'config'
+SIZE = 100.0   # m, side of the square world the obstacles are scattered over
+
+
+def big_spec(obstacles: int, rng) -> dict:
+    doc = yaml.safe_load((CONFIG / 'oracle_spec.yaml').read_text())
+    boxes = []
+    for i in range(obstacles):
+        x, y = rng.uniform(0, SIZE, 2)
+        w, h = rng.uniform(0.2, 0.8, 2)
+        boxes.append({'id': f'box_{i}', 'polygon': [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]})
+    doc['obstacles'] = boxes
+    square = [[0, 0], [SIZE, 0], [SIZE, SIZE], [0, SIZE]]
+    doc['geofence'] = square
+    doc['uncertainty']['validated_region'] = square
+    doc['coverage']['resolution'] = SIZE / 12
+    return doc
+
+
+def proposals(count: int, rng, lo: float, hi: float):
+    out = []
+    t_ns = (np.arange(50) * 0.1e9).astype(np.int64)
+    for i in range(count):
+        x, y = rng.uniform(lo, hi, 2)
+        v, w = rng.uniform(0.2, 0.7), rng.uniform(-0.5, 0.5)
+        states = constant_twist_rollout(RobotState(x, y, rng.uniform(-np.pi, np.pi)), v, w, 50, 0.1)
+        out.append(make_proposal(f'proposer/{i}', 'proposer', i, 'map', 0, t_ns, states, (v, w)))
+    return out
+
+
+def measure(oracle: Oracle, batch: list, rounds: int) -> list[float]:
+    samples = []
+    for _ in range(rounds):
+        for p in batch:
+            p = copy.copy(p)            # a fresh object: the digest is computed every time
+            p.__dict__.pop('digest', None)
+            start = time.perf_counter()
+            oracle.evaluate(p)
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--samples', type=int, default=20000)
+    args = parser.parse_args(argv)
+    if hasattr(os, 'sched_setaffinity'):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})   # one core
+    rng = np.random.default_rng(7)
+    big = Oracle(parse_spec(big_spec(1000, rng)), ProposalLimits())
+    shipped = Oracle(parse_spec(yaml.safe_load((CONFIG / 'oracle_spec.yaml').read_text())),
+                     ProposalLimits())
+    batch_big = proposals(500, rng, 5.0, SIZE - 5.0)
+    batch_shipped = proposals(500, rng, 2.0, 9.0)
+    hits = sum(big.evaluate(p).collision_risk == 1.0 for p in batch_big)
+    measure(big, batch_big[:100], 1)
+    measure(shipped, batch_shipped[:100], 1)                       # warm-up
+    rounds = max(1, args.samples // len(batch_big))
+    big_s, base_s = [], []
+    for _ in range(rounds):                                         # interleaved blocks
+        big_s += measure(big, batch_big, 1)
+        base_s += measure(shipped, batch_shipped, 1)
+    b, s = stats_ms(big_s), stats_ms(base_s)
+    print(f'machine: {machine()}')
+    print(f'command: scripts/run.sh python bench/oracle_scoring.py --samples {args.samples}')
+    print(f'50-point proposals, {hits}/{len(batch_big)} of them colliding in the 1,000-obstacle '
+          'world; one core\n')
+    print(HEADER)
+    print(row('1,000 obstacles', b))
+    print(row('baseline: shipped spec (3 obstacles)', s))
+    print(f'\nthroughput, 1,000 obstacles: {1e3 / b["mean"]:.0f} proposals/s '
+          f'(target >= 2000); p99 {b["p99"]:.3f} ms (target <= 1 ms)')
+    print(f'ratio 1,000 obstacles / baseline: p50 {b["p50"] / s["p50"]:.2f}, '
+          f'p99 {b["p99"] / s["p99"]:.2f}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
