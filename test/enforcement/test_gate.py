@@ -168,8 +168,13 @@ def test_stop_until_approved_then_stop_again_after_command_timeout(gate, oracle)
     p = straight(1.5, 1.0, 0.0, 0.5)
     gate.on_proposal(p, 0)
     gate.on_signals(verdict(oracle, p, 0), 0)
-    assert gate.tick(300 * MS)[1] is False
-    assert gate.tick(300 * MS + 1)[1] is True
+    assert gate.tick(280 * MS)[1] is False          # still approved at the next tick (300 ms)
+    assert gate.tick(280 * MS + 1)[1] is True       # would outlive command_timeout by the next
+
+
+def test_the_tick_must_be_shorter_than_the_command_timeout():
+    with pytest.raises(ValueError, match='tick_period'):
+        GateConfig(command_timeout=0.1, tick_period=0.1)
 
 
 def test_internal_failure_falls_back_to_stop(gate, oracle):

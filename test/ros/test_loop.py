@@ -20,8 +20,6 @@ from test.ros.conftest import wait_matched
 pytestmark = pytest.mark.ros
 
 COMMAND_TIMEOUT, TICK = 0.3, 0.02     # config/flywheel.yaml
-# DDS delivery of the stop on loopback, plus this process's own scheduling, on a loaded 2-core box
-DELIVERY_ALLOWANCE = 0.05
 
 
 @pytest.fixture
@@ -108,5 +106,6 @@ def test_killing_the_oracle_stops_the_robot_within_the_deadline(probe, loop):
     last_go = max(moving())
     stops = [t for t, c in got['commands'] if t > last_go and c.linear.x == 0.0]
     assert stops, 'no stop after the Oracle died'
-    assert stops[0] - last_go <= COMMAND_TIMEOUT + TICK + DELIVERY_ALLOWANCE
+    # measured at this receiver, so DDS delivery of the stop is inside the budget
+    assert stops[0] - last_go <= COMMAND_TIMEOUT + TICK
     assert not [t for t in moving() if t > killed + 0.1], 'a command was released without an Oracle'

@@ -28,9 +28,12 @@ def ros_value(value) -> str:
     return repr(value)
 
 
-def node_command(node: str, params_file: Path, overrides: dict | None = None) -> list[str]:
+def node_command(node: str, params_file: Path, overrides: dict | None = None,
+                 namespace: str = '') -> list[str]:
     cmd = [sys.executable, '-m', f'flywheel.ros.{node}_node', '--ros-args',
            '--params-file', str(params_file)]
+    if namespace:
+        cmd += ['-r', f'__ns:={namespace}']
     for name, value in (overrides or {}).items():
         cmd += ['-p', f'{name}:={ros_value(value)}']
     return cmd
@@ -45,6 +48,7 @@ class Graph:
     overrides: dict[str, dict] = field(default_factory=dict)
     env: dict[str, str] | None = None
     log_dir: Path | None = None
+    namespace: str = ''
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
 
@@ -59,7 +63,7 @@ class Graph:
                 out = open(self.log_dir / f'{node}.log', 'wb')
                 self._logs.append(out)
             self.processes[node] = subprocess.Popen(
-                node_command(node, self.params_file, self.overrides.get(node)),
+                node_command(node, self.params_file, self.overrides.get(node), self.namespace),
                 env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
                 stdin=subprocess.DEVNULL, start_new_session=True)
         return self

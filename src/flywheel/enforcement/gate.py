@@ -4,7 +4,8 @@ Invariants, each tested:
 - A non-zero command is released only by an ALLOW/DEGRADE decision on a verdict whose digest equals
   the digest the Gate computed for the proposal it holds, from an accepted Oracle version, fresh.
 - Every proposal gets exactly one Decision (a verdict, a rejection, or NO_VERDICT on timeout).
-- On its own clock: when no approved command is younger than ``command_timeout``, `tick` says stop.
+- On its own clock: `tick` says stop unless an approved command will still be younger than
+  ``command_timeout`` at the next tick, so no approval is honoured for longer than that.
 Time is passed in (``now_ns``); the Gate never reads a clock.
 """
 from __future__ import annotations
@@ -47,6 +48,11 @@ class GateConfig:
                               hi=100000, read_only=True)
     allowed_proposers: tuple[str, ...] = setting(['proposer'], 'Trusted proposer ids.',
                                                  read_only=True)
+
+    def __post_init__(self):
+        if self.tick_period >= self.command_timeout:
+            raise ValueError(f'tick_period: must be shorter than command_timeout '
+                             f'({self.command_timeout}), got {self.tick_period}')
 
     def limits(self) -> ProposalLimits:
         return ProposalLimits(self.frame_id, self.max_points, tuple(self.allowed_proposers))
@@ -144,7 +150,9 @@ class Gate:
                 break
             del self._held[pid]
             decisions.append(self._no_verdict(held.proposal, now_ns, 'verdict timed out'))
-        return decisions, not self.has_fresh_approval(now_ns)
+        # Stop at the last tick before the approval runs out, not the first tick after it: an
+        # approval is never honoured for longer than command_timeout.
+        return decisions, not self.has_fresh_approval(now_ns + self._ns(self.config.tick_period))
 
     def fallback(self, proposal_id: str, proposer_id: str, finding: Finding,
                  now_ns: int) -> Decision:
