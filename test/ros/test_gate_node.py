@@ -35,7 +35,28 @@ def gate_io(probe, start_graph, spec):
     wait_matched(probe, io.proposals)
     wait_matched(probe, io.signals)
     assert probe.spin_until(lambda: io.commands, 20.0), 'the gate never published'
+    handshake(io)
     return io
+
+
+def handshake(io) -> None:
+    """Discovery is not symmetric: make sure the Gate hears both our proposals and our verdicts
+    (an untrusted proposer and a verdict for no proposal are each decided at once)."""
+    for topic in ('proposals', 'signals'):
+        for attempt in range(100):
+            ghost = straight(1.5, 1.0, 0.0, 0.5, seq=attempt, proposer_id='handshake',
+                             stamp_ns=io.probe.now_ns())
+            if topic == 'proposals':
+                io.proposals.publish(proposal_to_msg(ghost))
+            else:
+                io.signals.publish(signals_to_msg(io.oracle.evaluate(ghost), io.probe.now_ns(),
+                                                  'map', 0))
+            if io.probe.spin_until(
+                    lambda: any(d.proposal_id == ghost.proposal_id for d in io.decisions), 0.2):
+                break
+        else:
+            raise AssertionError(f'the gate never heard our {topic}')
+    io.decisions.clear()
 
 
 def propose(io, **kwargs):

@@ -48,15 +48,25 @@ def first(items, proposal_id):
     return next((m for m in items if m.proposal_id == proposal_id), None)
 
 
+def send_until_scored(probe, send, got, **kwargs):
+    """Discovery is not symmetric: the first proposals may reach only one of Oracle and Gate.
+    Resend until one has been seen by both (scored, and decided on that score)."""
+    for _ in range(50):
+        p = send(**kwargs)
+
+        def scored():
+            d = first(got['decisions'], p.proposal_id)
+            return (first(got['signals'], p.proposal_id) is not None and d is not None
+                    and GateDecision.REASON_UNKNOWN_PROPOSAL not in d.reasons
+                    and GateDecision.REASON_NO_VERDICT not in d.reasons)
+        if probe.spin_until(scored, 1.0):
+            return p
+    raise AssertionError('no proposal reached both the Oracle and the Gate')
+
+
 def test_a_safe_proposal_becomes_a_command(probe, loop):
     _, send, got = loop
-    p = None
-    # the Oracle's own subscription may match a little after the Gate's: retry until scored
-    for _ in range(50):
-        p = send()
-        if probe.spin_until(lambda: first(got['decisions'], p.proposal_id), 1.0) and \
-                first(got['decisions'], p.proposal_id).action == GateDecision.ACTION_ALLOW:
-            break
+    p = send_until_scored(probe, send, got)
     signals, decision = first(got['signals'], p.proposal_id), first(got['decisions'], p.proposal_id)
     assert signals.proposal_digest == p.digest and signals.oracle_version == '1.0.0'
     assert signals.safety_score == 1.0 and signals.evaluation_duration.nanosec > 0
@@ -66,11 +76,7 @@ def test_a_safe_proposal_becomes_a_command(probe, loop):
 
 def test_a_collision_course_is_scored_and_blocked(probe, loop):
     _, send, got = loop
-    for _ in range(50):     # until the Oracle's subscription has matched too
-        p = send(x=3.0, y=4.0, v=0.9)
-        if probe.spin_until(lambda: first(got['signals'], p.proposal_id), 1.0):
-            break
-    assert probe.spin_until(lambda: first(got['decisions'], p.proposal_id), 5.0)
+    p = send_until_scored(probe, send, got, x=3.0, y=4.0, v=0.9)
     signals, decision = first(got['signals'], p.proposal_id), first(got['decisions'], p.proposal_id)
     assert signals.collision_risk == 1.0 and signals.evidence[0].rule_id == 'shelf_a'
     assert decision.action == GateDecision.ACTION_BLOCK
