@@ -35,6 +35,11 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            # Ctrl-C shuts the context down from the signal handler; a callback caught half-way
+            # (e.g. taking a message) then fails. That is a clean stop, not a crash.
+            if node.context.ok():
+                raise
         return 0
     finally:
         if node is not None:
