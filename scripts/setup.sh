@@ -6,6 +6,20 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 python="${PYTHON:-python3}"
+
+# colcon builds the message interfaces with CMake and a C/C++ compiler; say so before anything else.
+missing=()
+for tool in "$python" cmake make cc c++; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: missing ${missing[*]}; on Debian/Ubuntu: apt-get install python3 python3-venv cmake make g++" >&2
+  exit 1
+fi
+if ! "$python" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 13))'; then
+  echo "setup: $("$python" --version 2>&1) has no ROS 2 Kilted wheels; use Python 3.10 to 3.13 (PYTHON=python3.12 make ...)" >&2
+  exit 1
+fi
 # The venv lives outside the source tree: CMake refuses to export include paths (numpy's, from the
 # venv) that lie inside the package's source directory. .venv links to it for convenience.
 venv="${FLYWHEEL_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/alignment_flywheel/venv-$(printf '%s' "$here" | sha256sum | cut -c1-12)}"
