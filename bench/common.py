@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 
 import numpy as np
 
@@ -32,13 +31,11 @@ def row(name: str, s: dict) -> str:
             f'{s["max"]:.3f} |')
 
 
-HEADER = '| case | samples | p50 (ms) | p99 (ms) | mean (ms) | max (ms) |\n|---|---|---|---|---|---|'
+HEADER = ('| case | samples | p50 (ms) | p99 (ms) | mean (ms) | max (ms) |\n'
+          '|---|---|---|---|---|---|')
 
 
 def isolate_ros() -> None:
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     os.environ.setdefault('ROS_DOMAIN_ID', str(200 + os.getpid() % 30))
 
-
-def median(xs):
-    return statistics.median(xs)

@@ -36,7 +36,8 @@ def big_spec(obstacles: int, rng) -> dict:
     for i in range(obstacles):
         x, y = rng.uniform(0, SIZE, 2)
         w, h = rng.uniform(0.2, 0.8, 2)
-        boxes.append({'id': f'box_{i}', 'polygon': [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]})
+        corners = [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
+        boxes.append({'id': f'box_{i}', 'polygon': corners})
     doc['obstacles'] = boxes
     square = [[0, 0], [SIZE, 0], [SIZE, SIZE], [0, SIZE]]
     doc['geofence'] = square

@@ -15,11 +15,6 @@ CONFIG = REPO / 'config'
 
 
 @pytest.fixture(scope='session')
-def config_dir() -> Path:
-    return CONFIG
-
-
-@pytest.fixture(scope='session')
 def spec():
     from flywheel.oracle.spec import load_spec
     return load_spec(CONFIG / 'oracle_spec.yaml')

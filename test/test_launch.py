@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.launch
+pytest.importorskip('launch_ros')     # before `launch`: the repository's launch/ folder is not it
 pytest.importorskip('launch')
-pytest.importorskip('launch_ros')
 
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / 'launch' / 'flywheel.launch.py'
 

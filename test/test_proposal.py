@@ -103,7 +103,8 @@ def test_times_and_states_of_different_lengths():
 
 @pytest.mark.parametrize('kwargs, field', [
     (dict(frame_id=''), 'frame_id'), (dict(max_points=0), 'max_points'),
-    (dict(allowed_proposers=()), 'allowed_proposers'), (dict(command_tolerance=-1), 'command_tolerance')])
+    (dict(allowed_proposers=()), 'allowed_proposers'),
+    (dict(command_tolerance=-1), 'command_tolerance')])
 def test_limits_validate_on_construction(kwargs, field):
     with pytest.raises(ValueError, match=field):
         ProposalLimits(**kwargs)

@@ -24,13 +24,15 @@ def wrap(angle: float) -> float:
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
-def step(x: float, y: float, yaw: float, v: float, w: float, dt: float) -> tuple[float, float, float]:
+def step(x: float, y: float, yaw: float, v: float, w: float,
+         dt: float) -> tuple[float, float, float]:
     """Exact unicycle motion over dt at constant (v, w) (an arc, or a line when w is ~0)."""
     if abs(w) < 1e-9:
         return x + v * dt * math.cos(yaw), y + v * dt * math.sin(yaw), yaw
     r = v / w
     yaw2 = yaw + w * dt
-    return x + r * (math.sin(yaw2) - math.sin(yaw)), y - r * (math.cos(yaw2) - math.cos(yaw)), wrap(yaw2)
+    return (x + r * (math.sin(yaw2) - math.sin(yaw)), y - r * (math.cos(yaw2) - math.cos(yaw)),
+            wrap(yaw2))
 
 
 def constant_twist_rollout(state: RobotState, v: float, w: float, points: int,

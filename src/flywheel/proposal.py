@@ -96,7 +96,7 @@ class ProposalLimits:
     frame_id: str = 'map'
     max_points: int = 200
     allowed_proposers: tuple[str, ...] = ('proposer',)
-    # The command must be what the scored trajectory starts with, or the score says nothing about it.
+    # The command must be what the scored trajectory starts with, or its score says nothing.
     command_tolerance: float = 1e-3
 
     def __post_init__(self):

@@ -7,6 +7,7 @@ parameter with a matching descriptor, and config/flywheel.yaml mirrors them fiel
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -15,8 +16,7 @@ def setting(default: Any, doc: str, *, lo: float = -math.inf, hi: float = math.i
             read_only: bool = False) -> Any:
     """A config field; ``read_only`` marks a safety limit that cannot be changed at run time."""
     if isinstance(default, (list, tuple)):
-        factory = (lambda d=tuple(default): d)
-        return dataclasses.field(default_factory=factory, metadata={
+        return dataclasses.field(default_factory=functools.partial(tuple, default), metadata={
             'doc': doc, 'lo': lo, 'hi': hi, 'read_only': read_only})
     return dataclasses.field(default=default, metadata={
         'doc': doc, 'lo': lo, 'hi': hi, 'read_only': read_only})

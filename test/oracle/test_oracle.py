@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from flywheel.oracle.oracle import Oracle, ramp
-from flywheel.oracle.spec import parse_spec
 from flywheel.proposal import ProposalLimits, make_proposal
 from flywheel.signals import EvidenceKind, EvidenceStatus
 from test.helpers import straight, through
@@ -162,7 +161,8 @@ def test_malformed_input_is_rejected_with_every_risk_at_one(oracle):
 
 
 def test_scoring_is_deterministic(oracle):
-    a, b = oracle.evaluate(straight(3.0, 4.0, 0.0, 0.9)), oracle.evaluate(straight(3.0, 4.0, 0.0, 0.9))
+    a = oracle.evaluate(straight(3.0, 4.0, 0.0, 0.9))
+    b = oracle.evaluate(straight(3.0, 4.0, 0.0, 0.9))
     assert a == b
 
 

@@ -2,7 +2,6 @@
 stop within command_timeout + one tick."""
 from __future__ import annotations
 
-import math
 import os
 import signal
 import time

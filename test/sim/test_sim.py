@@ -1,5 +1,4 @@
 """The sim judges against the true world: contact is a collision and never a penetration."""
-import math
 
 import pytest
 

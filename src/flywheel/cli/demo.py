@@ -59,7 +59,7 @@ def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, param
     context = Context()
     rclpy.init(context=context, domain_id=domain_id, args=[])
     executor = SingleThreadedExecutor(context=context)
-    recorder = Recorder(RunRecord(mode), context=context)
+    recorder = Recorder(RunRecord(mode), gated=mode == 'gated', context=context)
     watchers = [recorder]
     if mode == 'bypass':
         watchers.append(BypassRelay(context=context))
@@ -77,14 +77,15 @@ def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, param
                     raise GraphError(f'no odometry within {STARTUP_TIMEOUT:.0f} s; see {log_dir}')
                 executor.spin_once(timeout_sec=0.1)
             graph.start()
-            # count from the moment the recorder hears the proposals (and the Gate, if any)
-            heard = [recorder.proposals] + ([recorder.decisions] if mode == 'gated' else [])
-            while not all(sub.get_publisher_count() for sub in heard):
+            # count from the moment the whole chain is heard: proposals published before the
+            # Gate had discovered the Proposer never reach it, and are not the Gate's to decide
+            while not recorder.connected:
                 _check_alive(graph, log_dir)
                 if time.monotonic() > deadline + STARTUP_TIMEOUT:
                     raise GraphError(f'graph not connected within {STARTUP_TIMEOUT:.0f} s; '
                                      f'see {log_dir}')
                 executor.spin_once(timeout_sec=0.05)
+            recorder.restart()
             started = time.monotonic()
             while time.monotonic() - started < duration:
                 _check_alive(graph, log_dir)

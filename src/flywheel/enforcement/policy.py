@@ -107,7 +107,8 @@ def parse_policy(doc: dict) -> RiskPolicy:
     unit = {'lo': 0.0, 'hi': 1.0}
     escalate = th['escalate_on_uncertainty']
     if not isinstance(escalate, bool):
-        raise SpecError('thresholds.escalate_on_uncertainty', f'expected true/false, got {escalate!r}')
+        raise SpecError('thresholds.escalate_on_uncertainty',
+                        f'expected true/false, got {escalate!r}')
     dg = mapping(doc['degrade'], 'degrade', allowed={'speed_scale', 'max_linear', 'max_angular'},
                  required={'speed_scale', 'max_linear', 'max_angular'})
     return RiskPolicy(

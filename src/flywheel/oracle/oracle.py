@@ -49,10 +49,6 @@ class Oracle:
             shapely.prepare(zone.polygon)
         self._footprint_xy = np.asarray(spec.footprint.convex_hull.exterior.coords)[:-1]
 
-    @property
-    def version(self) -> str:
-        return self.spec.version
-
     def evaluate(self, proposal: Proposal) -> SafetySignals:
         defects = check_proposal(proposal, self.limits)
         if defects:

@@ -33,7 +33,8 @@ class FaultConfig:
                              f'{self.min_duration}, {self.max_duration}')
         for kind in self.kinds:
             if kind not in Fault.__members__:
-                raise ValueError(f'fault kinds: unknown {kind!r} (known: {list(Fault.__members__)})')
+                raise ValueError(f'fault kinds: unknown {kind!r} '
+                                 f'(known: {list(Fault.__members__)})')
 
 
 class FaultInjector:

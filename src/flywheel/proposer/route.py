@@ -63,7 +63,8 @@ class RoutePlanner:
     def _control(self, x, y, yaw, v_now, goal) -> tuple[float, float]:
         error = wrap(math.atan2(goal[1] - y, goal[0] - x) - yaw)
         w = max(-self.max_yaw_rate, min(self.max_yaw_rate, self.heading_gain * error))
-        target = 0.0 if abs(error) > self.turn_in_place_angle else self.cruise_speed * math.cos(error)
+        turning_in_place = abs(error) > self.turn_in_place_angle
+        target = 0.0 if turning_in_place else self.cruise_speed * math.cos(error)
         dv = self.max_acceleration * self.dt
         v = max(v_now - dv, min(v_now + dv, target))
         if v > 0.0:

@@ -34,7 +34,8 @@ class GateNode(Node):
         self._stopped = False
         self.get_logger().info(
             f'gate ready: policy {policy.version}, oracle versions '
-            f'{sorted(self.gate.accepted_versions)}, command_timeout {self.config.command_timeout}s')
+            f'{sorted(self.gate.accepted_versions)}, '
+            f'command_timeout {self.config.command_timeout}s')
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds

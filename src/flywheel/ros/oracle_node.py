@@ -28,11 +28,16 @@ class OracleNode(Node):
         self.publisher = self.create_publisher(SignalsMsg, topics.SAFETY_SIGNALS, qos.STREAM)
         self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.STREAM)
         self.get_logger().info(f'oracle {spec.version} ready: {len(spec.obstacles)} obstacles, '
-                               f'{len(spec.keep_out)} keep-out, {len(spec.speed_zones)} speed zones')
+                               f'{len(spec.keep_out)} keep-out, '
+                               f'{len(spec.speed_zones)} speed zones')
 
     def on_proposal(self, msg: ProposalMsg) -> None:
         started = time.perf_counter_ns()
-        proposal = proposal_from_msg(msg)
+        try:
+            proposal = proposal_from_msg(msg)
+        except Exception as exc:  # noqa: BLE001 - unscorable: no verdict, the Gate times it out
+            self.get_logger().error(f'cannot read proposal {msg.proposal_id!r}: {exc!r}')
+            return
         oracle = self.oracle  # one release per evaluation, even if a swap lands meanwhile
         try:
             signals = oracle.evaluate(proposal)

@@ -32,7 +32,8 @@ class ProposerNode(Node):
             planner = self.adapter = TwistAdapter(config.adapter_horizon_points, config.adapter_dt)
         elif config.mode == 'planner':
             self.adapter = None
-            planner = load_planner(config.planner_plugin, self._planner_params(config.planner_plugin))
+            params = self._planner_params(config.planner_plugin)
+            planner = load_planner(config.planner_plugin, params)
         else:
             raise SpecError('mode', f'expected "planner" or "adapter", got {config.mode!r}')
         faults = None
@@ -50,8 +51,8 @@ class ProposerNode(Node):
                                      qos.COMMAND)
         else:
             self.create_timer(1.0 / config.rate, self.on_timer)
-        self.get_logger().info(f'proposer {config.proposer_id!r} ready ({config.mode}: '
-                               f'{config.planner_plugin if self.adapter is None else "cmd_vel_in"}, '
+        source = config.planner_plugin if self.adapter is None else 'cmd_vel_in'
+        self.get_logger().info(f'proposer {config.proposer_id!r} ready ({config.mode}: {source}, '
                                f'fault_rate {config.fault_rate})')
 
     def _planner_params(self, spec: str) -> dict:
@@ -69,7 +70,8 @@ class ProposerNode(Node):
         if route and not isinstance(route[0], (list, tuple)):
             # ROS has no nested arrays: a route is given flat, [x0, y0, x1, y1, ...]
             if len(route) % 2:
-                raise SpecError('planner.route', f'needs an even number of values, got {len(route)}')
+                raise SpecError('planner.route',
+                                f'needs an even number of values, got {len(route)}')
             params['route'] = [route[i:i + 2] for i in range(0, len(route), 2)]
         return params
 
@@ -91,7 +93,8 @@ class ProposerNode(Node):
             return
         proposal = self.proposer.propose(self.state, self.get_clock().now().nanoseconds)
         if self.proposer.last_fault is not None:
-            self.get_logger().debug(f'{proposal.proposal_id}: injected {self.proposer.last_fault.name}')
+            self.get_logger().debug(
+                f'{proposal.proposal_id}: injected {self.proposer.last_fault.name}')
         self.publisher.publish(proposal_to_msg(proposal))
 
 

@@ -15,26 +15,35 @@ PATH_SPACING = 0.05  # m between recorded path points
 
 class Recorder(Node):
     """Counts decisions only for proposals it saw itself, so a subscription that matched a little
-    late never makes the numbers disagree."""
+    late never makes the numbers disagree. `connected` turns true once the whole chain is heard:
+    the first decision (gated) or the first proposal (bypassed)."""
 
-    def __init__(self, record: RunRecord, **kwargs):
+    def __init__(self, record: RunRecord, gated: bool, **kwargs):
         super().__init__('recorder', **kwargs)
         self.record = record
+        self.gated = gated
+        self.connected = False
         self.first_odom_ns: int | None = None
         self.trajectories: dict[str, list] = {}
-        self.proposals = self.create_subscription(ProposalMsg, topics.PROPOSALS,
-                                                  self.on_proposal, qos.STREAM)
-        self.decisions = self.create_subscription(GateDecision, topics.GATE_DECISIONS,
-                                                  self.on_decision, qos.STREAM)
+        self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.STREAM)
+        self.create_subscription(GateDecision, topics.GATE_DECISIONS, self.on_decision,
+                                 qos.STREAM)
         self.create_subscription(Incident, topics.INCIDENTS, self.on_incident, qos.STREAM)
         self.create_subscription(Odometry, topics.ODOM, self.on_odom, qos.SENSOR)
 
+    def restart(self) -> None:
+        """Count from now on; the path so far is kept."""
+        self.record = RunRecord(self.record.mode, path=self.record.path)
+        self.trajectories.clear()
+
     def on_proposal(self, msg: ProposalMsg) -> None:
+        self.connected = self.connected or not self.gated
         self.record.proposals += 1
         self.trajectories[msg.proposal_id] = [(p.pose.position.x, p.pose.position.y)
                                               for p in msg.trajectory]
 
     def on_decision(self, msg: GateDecision) -> None:
+        self.connected = True
         if msg.proposal_id not in self.trajectories:
             return
         action = Action(msg.action)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-import numpy as np
 import shapely
 from shapely import STRtree, affinity
 
@@ -74,8 +73,3 @@ class Sim:
         if last is not None and now_ns - last < self.episode_gap_ns:
             return []
         return [SimEvent(kind, self._ids[index], distance, x, y, now_ns)]
-
-    def clearance(self) -> float:
-        s = self.state
-        body = self.footprint_at(s.x, s.y, s.yaw)
-        return float(np.min(shapely.distance(body, np.array(self._polygons, dtype=object))))
