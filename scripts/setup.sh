@@ -38,14 +38,14 @@ stamp="$venv/.requirements.sha256"
 want="$(cat requirements.txt setup.py | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing pinned requirements"
-  "$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet -r requirements.txt
   "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
   # The wheels' exported CMake targets name the include dirs of the container they were built in
   # (/opt/python/cpXY-cpXY/...). Point them at this interpreter and this venv's numpy instead.
   py_include="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   np_include="$("$venv/bin/python" -c 'import numpy; print(numpy.get_include())')"
-  grep -rlE '/opt/python/cp[0-9]+-cp[0-9]+' "$venv/share" --include='*.cmake' | xargs -r sed -i -E \
+  { grep -rlE '/opt/python/cp[0-9]+-cp[0-9]+' "$venv/share" --include='*.cmake' || true; } | xargs -r sed -i -E \
     -e "s#/opt/python/cp[0-9]+-cp[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#${np_include}#g" \
     -e "s#/opt/python/cp[0-9]+-cp[0-9]+/include/python3\.[0-9]+#${py_include}#g"
   echo "$want" > "$stamp"

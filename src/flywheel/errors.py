@@ -23,3 +23,23 @@ class PlannerLoadError(FlywheelError):
 
 class GraphError(FlywheelError):
     """A node process of the graph died, or the graph never came up."""
+
+
+class LedgerError(FlywheelError):
+    """The audit ledger cannot be opened or written."""
+
+
+class ChainBrokenError(LedgerError):
+    """The ledger's hash chain or a signed checkpoint does not verify.
+
+    ``seq`` is the first bad sequence number.
+    """
+
+    def __init__(self, seq: int, problem: str):
+        super().__init__(f'record {seq}: {problem}')
+        self.seq = seq
+        self.problem = problem
+
+
+class IncidentError(FlywheelError, ValueError):
+    """A malformed incident report; the message says which field and why."""

@@ -1,0 +1,48 @@
+"""A ledger Record and its canonical encoding.
+
+hash(record k) = sha256(hash(record k-1) || canonical(record k)), with 32 zero bytes before the
+first record. canonical() is JSON with sorted keys and no spaces (Python's json, which also writes
+Infinity and NaN), so equal records encode to equal bytes on every machine.
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = '0' * 64
+
+
+class RecordKind(str, enum.Enum):
+    DECISION = 'decision'
+    INCIDENT = 'incident'
+    RELEASE = 'release'
+    LIFECYCLE = 'lifecycle'
+    SEGMENT = 'segment'      # a new chain segment anchored to the last good record
+
+
+def canonical_body(body: dict[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(',', ':'), ensure_ascii=False)
+
+
+def canonical_record(seq: int, stamp_ns: int, kind: str, body_text: str) -> bytes:
+    """The hashed bytes of a record, built around the stored canonical body text."""
+    return (f'{{"body":{body_text},"kind":{json.dumps(kind)},"seq":{int(seq)},'
+            f'"stamp_ns":{int(stamp_ns)}}}').encode('utf-8')
+
+
+def chain_hash(prev_hash: str, seq: int, stamp_ns: int, kind: str, body_text: str) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash)
+                          + canonical_record(seq, stamp_ns, kind, body_text)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Record:
+    seq: int
+    stamp_ns: int
+    kind: str
+    body: dict
+    prev_hash: str
+    hash: str

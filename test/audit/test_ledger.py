@@ -1,0 +1,156 @@
+"""The ledger: append-only, chained, batched commits with signed checkpoints, loud recovery."""
+import logging
+import sqlite3
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from flywheel.audit.keys import load_or_create_key
+from flywheel.audit.ledger import Ledger, connect
+from flywheel.audit.record import RecordKind, canonical_body
+from flywheel.errors import LedgerError
+from test.audit.conftest import FakeClock, fill, report, tamper
+
+
+def test_an_honest_ledger_verifies(ledger_path, key):
+    fill(ledger_path, key, 95)
+    r = report(ledger_path, key)
+    assert r.ok and r.records == 95 and r.signed_through == 95 and r.checkpoints == 10
+    assert 'OK: 95 records' in r.summary()
+
+
+@pytest.mark.parametrize('statement', [
+    "UPDATE records SET body = '{}' WHERE seq = 3",
+    'DELETE FROM records WHERE seq = 3',
+    "UPDATE checkpoints SET signature = '00' WHERE seq = 10",
+    'DELETE FROM checkpoints'])
+def test_triggers_refuse_updates_and_deletes(ledger_path, key, statement):
+    fill(ledger_path, key, 20)
+    conn = sqlite3.connect(ledger_path)
+    with pytest.raises(sqlite3.DatabaseError, match='append-only'):
+        conn.execute(statement)
+    conn.close()
+
+
+def test_a_batch_is_committed_once_the_interval_has_passed(ledger_path, key):
+    clock = FakeClock()
+    ledger = Ledger(ledger_path, key, commit_interval=0.1, clock=clock)
+    ledger.append(RecordKind.DECISION, {'n': 1}, 1)
+    reader = connect(ledger_path, readonly=True)
+    count = lambda: reader.execute('SELECT COUNT(*) FROM records').fetchone()[0]  # noqa: E731
+    assert count() == 0                              # still in the open batch
+    clock.now = 0.099
+    ledger.append(RecordKind.DECISION, {'n': 2}, 2)
+    assert count() == 0
+    clock.now = 0.1
+    ledger.append(RecordKind.DECISION, {'n': 3}, 3)
+    assert count() == 3
+    assert reader.execute('SELECT seq FROM checkpoints').fetchall() == [(3,)]
+    clock.now = 0.15
+    ledger.append(RecordKind.DECISION, {'n': 4}, 4)
+    assert not ledger.commit_if_due() and count() == 3
+    clock.now = 0.2
+    assert ledger.commit_if_due() and count() == 4
+    reader.close()
+    ledger.close()
+
+
+def test_reopening_continues_the_same_chain(ledger_path, key):
+    fill(ledger_path, key, 10)
+    ledger = Ledger(ledger_path, key)
+    assert ledger.seq == 10
+    ledger.append(RecordKind.LIFECYCLE, {'event': 'restart'}, 5000)
+    ledger.close()
+    r = report(ledger_path, key)
+    assert r.ok and r.records == 11 and r.segments == []
+
+
+def test_a_damaged_tail_is_reported_and_a_segment_anchored(ledger_path, key, caplog):
+    fill(ledger_path, key, 30)
+    tamper(ledger_path, "UPDATE records SET body = '{\"action\":\"BLOCK\"}' WHERE seq = 27")
+    with caplog.at_level(logging.ERROR, logger='flywheel.audit'):
+        ledger = Ledger(ledger_path, key)
+    assert 'records 27..30 are damaged' in caplog.text
+    assert ledger.seq == 31
+    ledger.append(RecordKind.DECISION, {'after': 'recovery'}, 9999)
+    ledger.close()
+    r = report(ledger_path, key)
+    assert r.first_bad == 27 and 'acknowledged by segment record 31' in r.summary()
+    assert r.segments[0]['anchor_seq'] == 26 and r.segments[0]['damaged_to'] == 30
+    assert r.signed_through == 32
+    # and the next start finds nothing new to complain about
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger='flywheel.audit'):
+        Ledger(ledger_path, key).close()
+    assert caplog.text == ''
+
+
+def test_records_appended_outside_the_writer_are_a_damaged_tail(ledger_path, key, caplog):
+    fill(ledger_path, key, 10)
+    conn = connect(ledger_path)
+    last_hash = conn.execute('SELECT hash FROM records WHERE seq = 10').fetchone()[0]
+    from flywheel.audit.record import chain_hash
+    forged = chain_hash(last_hash, 11, 1, 'decision', '{}')
+    conn.execute('INSERT INTO records VALUES (11, 1, ?, ?, ?, ?)',
+                 ('decision', '{}', last_hash, forged))
+    conn.close()
+    with caplog.at_level(logging.ERROR, logger='flywheel.audit'):
+        Ledger(ledger_path, key).close()
+    assert 'records 11..11 are damaged' in caplog.text
+
+
+def test_another_writers_key_cannot_continue_it(ledger_path, key, tmp_path):
+    fill(ledger_path, key, 5)
+    other = load_or_create_key(tmp_path / 'other.pem')
+    Ledger(ledger_path, other).close()          # it cannot verify our checkpoints
+    mine, theirs = report(ledger_path, key), report(ledger_path, other)
+    assert theirs.first_bad == 1 and theirs.segments[0]['damaged_from'] == 1
+    assert mine.first_bad == 6 and 'checkpoint at record 6' in mine.problem
+
+
+def test_not_a_ledger(tmp_path, key):
+    bogus = tmp_path / 'bogus.sqlite'
+    bogus.write_bytes(b'this is not sqlite' * 100)
+    with pytest.raises(LedgerError, match='not a flywheel ledger'):
+        Ledger(bogus, key)
+    with pytest.raises(LedgerError, match='no such ledger'):
+        connect(tmp_path / 'missing.sqlite', readonly=True)
+
+
+def test_a_key_file_that_is_not_a_key(tmp_path):
+    bad = tmp_path / 'key.pem'
+    bad.write_text('hello')
+    with pytest.raises(LedgerError, match='not a PEM private key'):
+        load_or_create_key(bad)
+
+
+def test_the_private_key_is_created_private(tmp_path):
+    load_or_create_key(tmp_path / 'k.pem')
+    assert (tmp_path / 'k.pem').stat().st_mode & 0o077 == 0
+    assert (tmp_path / 'k.pem.pub').read_text().startswith('-----BEGIN PUBLIC KEY-----')
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
+    | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=5), min_size=1,
+                max_size=8))
+def test_records_round_trip_and_verify(tmp_path_factory, bodies):
+    import json
+    path = tmp_path_factory.mktemp('rt') / 'ledger.sqlite'
+    key = load_or_create_key(path.parent / 'key.pem')
+    ledger = Ledger(path, key)
+    for i, body in enumerate(bodies):
+        ledger.append(RecordKind.INCIDENT, body, i)
+    ledger.close()
+    conn = connect(path, readonly=True)
+    stored = [json.loads(b) for (b,) in conn.execute('SELECT body FROM records ORDER BY seq')]
+    conn.close()
+    assert [canonical_body(b) for b in stored] == [canonical_body(b) for b in bodies]
+    assert report(path, key).ok
