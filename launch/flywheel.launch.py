@@ -1,4 +1,4 @@
-"""Start the alignment_flywheel graph: sim (optional), Oracle, Gate, Proposer.
+"""Start the alignment_flywheel graph: sim (optional), audit, Oracle, Gate, Proposer.
 
     ros2 launch alignment_flywheel flywheel.launch.py [params_file:=...] [sim:=false]
 
@@ -28,6 +28,8 @@ def generate_launch_description():
                                           'another simulator provides odom and takes cmd_vel).'),
         Node(package=PACKAGE, executable='sim_node', name='sim', parameters=[params],
              output='screen', condition=IfCondition(LaunchConfiguration('sim'))),
+        Node(package=PACKAGE, executable='audit_node', name='audit', parameters=[params],
+             output='screen'),
         Node(package=PACKAGE, executable='oracle_node', name='oracle', parameters=[params],
              output='screen'),
         Node(package=PACKAGE, executable='gate_node', name='gate', parameters=[params],

@@ -89,6 +89,7 @@ class Ledger:
         self._last_commit = clock()
         self._init_meta()
         self.seq, self.prev_hash = self._recover()
+        self.committed_seq = self.seq
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -120,6 +121,7 @@ class Ledger:
                                (self.seq, self.prev_hash, self._key_id, signature))
             self._conn.execute('COMMIT')
             self._in_batch = False
+            self.committed_seq = self.seq
         self._last_commit = self._clock()
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-GRAPH = ('sim', 'oracle', 'gate', 'proposer')
+GRAPH = ('sim', 'audit', 'oracle', 'gate', 'proposer')
 
 
 def ros_value(value) -> str:

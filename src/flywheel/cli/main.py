@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--fault-rate', type=float, default=0.02,
                       help='chance per proposal of a fault episode (default 0.02)')
     demo.set_defaults(func=cmd_demo)
+    from flywheel.cli.audit import add_commands
+    add_commands(sub)
     return parser
 
 

@@ -9,8 +9,10 @@ from geometry_msgs.msg import Point, Twist
 
 from alignment_flywheel.msg import Evidence as EvidenceMsg
 from alignment_flywheel.msg import GateDecision, Incident, Proposal as ProposalMsg
+from alignment_flywheel.msg import ReleaseEvent
 from alignment_flywheel.msg import SafetySignals as SignalsMsg, TrajectoryPoint
-from flywheel.enforcement.decision import Decision
+from flywheel.audit.incident import IncidentReport
+from flywheel.enforcement.decision import Action, Decision, Reason
 from flywheel.proposal import Proposal, make_proposal
 from flywheel.signals import Evidence, EvidenceKind, EvidenceStatus, SafetySignals
 from flywheel.sim.sim import EventKind, SimEvent
@@ -139,3 +141,55 @@ def incident_from_event(e: SimEvent, frame_id: str, reporter: str, number: int) 
     msg.object_id, msg.distance, msg.reporter = e.object_id, e.distance, reporter
     msg.description = f'{e.kind.value} with {e.object_id} at ({e.x:.2f}, {e.y:.2f})'
     return msg
+
+
+# -- audit records: messages as plain, JSON-ready data ---------------------------------------------
+
+def decision_record(msg: GateDecision) -> dict:
+    return {
+        'proposal_id': msg.proposal_id, 'proposer_id': msg.proposer_id,
+        'proposal_digest': msg.proposal_digest, 'action': Action(msg.action).name,
+        'reasons': [Reason(r).name for r in msg.reasons], 'details': list(msg.details),
+        'oracle_version': msg.oracle_version, 'policy_version': msg.policy_version,
+        'command': ([msg.command.linear.x, msg.command.angular.z] if msg.command_published
+                    else None),
+        'latency_s': from_time(msg.latency) * 1e-9,
+    }
+
+
+def signals_record(msg: SignalsMsg) -> dict:
+    return {
+        'proposal_digest': msg.proposal_digest, 'oracle_version': msg.oracle_version,
+        'overlay_version': msg.overlay_version, 'safety_score': msg.safety_score,
+        'collision_risk': msg.collision_risk, 'constraint_risk': msg.constraint_risk,
+        'min_clearance': msg.min_clearance, 'time_to_collision': msg.time_to_collision,
+        'prediction_uncertainty': msg.prediction_uncertainty,
+        'prediction_uncertainty_threshold': msg.prediction_uncertainty_threshold,
+        'coverage_uncertainty': msg.coverage_uncertainty,
+        'coverage_uncertainty_threshold': msg.coverage_uncertainty_threshold,
+        'evidence_status': msg.evidence_status,
+        'evidence': [{'rule_id': e.rule_id, 'kind': e.kind, 'value': e.value,
+                      'x': e.location.x, 'y': e.location.y} for e in msg.evidence],
+        'stamp_ns': from_time(msg.header.stamp),
+    }
+
+
+def incident_report(msg: Incident, now_ns: int) -> IncidentReport:
+    """A zero stamp means now."""
+    stamp = from_time(msg.header.stamp) or now_ns
+    return IncidentReport(stamp, msg.header.frame_id, msg.severity, msg.position.x,
+                          msg.position.y, msg.object_id, msg.distance, msg.reporter,
+                          msg.description, tuple(msg.linked_proposal_ids))
+
+
+_RELEASE_EVENTS = {
+    ReleaseEvent.EVENT_SUBMITTED: 'submitted', ReleaseEvent.EVENT_VERIFIED: 'verified',
+    ReleaseEvent.EVENT_REJECTED: 'rejected', ReleaseEvent.EVENT_INSTALLED: 'installed',
+    ReleaseEvent.EVENT_ROLLED_BACK: 'rolled_back'}
+
+
+def release_record(msg: ReleaseEvent) -> dict:
+    """Raises KeyError on an event outside the contract."""
+    return {'event': _RELEASE_EVENTS[msg.event], 'oracle_version': msg.oracle_version,
+            'previous_version': msg.previous_version, 'bundle_sha256': msg.bundle_sha256,
+            'reason': msg.reason, 'actor': msg.actor}

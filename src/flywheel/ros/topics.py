@@ -6,3 +6,5 @@ CMD_VEL = 'cmd_vel'
 CMD_VEL_IN = 'cmd_vel_in'       # the adapter's input: an external planner's command
 ODOM = 'odom'
 INCIDENTS = 'incidents'
+RELEASE_EVENTS = 'release_events'
+REPORT_INCIDENT = 'report_incident'   # service
