@@ -3,12 +3,15 @@ tests never hear (or disturb) another graph on the machine."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ['ROS_DOMAIN_ID'] = str(100 + os.getpid() % 100)
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+# ROS logs and the audit node's default ledger go to a scratch home, not the user's ~/.ros
+os.environ['ROS_HOME'] = tempfile.mkdtemp(prefix='flywheel-test-ros-home-')
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'config'

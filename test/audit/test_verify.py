@@ -45,8 +45,9 @@ def test_a_rewritten_chain_fails_at_the_signed_checkpoints(ledger_path, key):
                         'WHERE seq = 35')
     conn = sqlite3.connect(ledger_path)
     prev = conn.execute('SELECT hash FROM records WHERE seq = 34').fetchone()[0]
-    for seq, stamp, kind, body in conn.execute(
-            'SELECT seq, stamp_ns, kind, body FROM records WHERE seq >= 35 ORDER BY seq').fetchall():
+    rows = conn.execute(
+        'SELECT seq, stamp_ns, kind, body FROM records WHERE seq >= 35 ORDER BY seq').fetchall()
+    for seq, stamp, kind, body in rows:
         new = chain_hash(prev, seq, stamp, kind, body)
         conn.execute('UPDATE records SET prev_hash = ?, hash = ? WHERE seq = ?', (prev, new, seq))
         prev = new

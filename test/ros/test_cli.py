@@ -50,7 +50,7 @@ def test_up_runs_the_graph_and_ctrl_c_stops_every_node(probe):
             up.kill()
             up.wait()
     assert up.returncode == 0, err
-    assert len(pids) == 4 and 'all nodes stopped' in out
+    assert len(pids) == 5 and 'all nodes stopped' in out
     assert not [p for p in pids if alive(p)]
 
 
@@ -72,3 +72,4 @@ def test_demo_writes_a_report_and_the_gated_run_has_no_collision(tmp_path):
     assert sum(gated['decisions'].values()) >= gated['proposals'] - 3   # the last few in flight
     assert (tmp_path / 'map.png').read_bytes()[:4] == b'\x89PNG'
     assert 'decisions BLOCK' in out and 'OK: no collision with the Gate on' in out
+    assert 'ledger: ' in out and 'chain intact' in out

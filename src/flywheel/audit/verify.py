@@ -123,7 +123,8 @@ class VerifyReport:
 
 def verify_ledger(conn: sqlite3.Connection, public_key) -> VerifyReport:
     """Verify everything: the whole chain and every checkpoint, against ``public_key``."""
-    checkpoints = conn.execute('SELECT seq, hash, signature FROM checkpoints ORDER BY seq').fetchall()
+    checkpoints = conn.execute(
+        'SELECT seq, hash, signature FROM checkpoints ORDER BY seq').fetchall()
     result = walk(conn, remember={seq for seq, _, _ in checkpoints})
     last_seq = conn.execute('SELECT COALESCE(MAX(seq), 0) FROM records').fetchone()[0]
     first_bad, problem = result.first_bad, result.problem

@@ -22,19 +22,24 @@ def run_demo(duration: float, out_dir: Path, seed: int, fault_rate: float) -> in
     from flywheel.sim.world import load_world
 
     config = package_config_dir()
+    ledger = out_dir / 'audit.sqlite'
+    for stale in out_dir.glob('audit*'):          # each demo starts its own flight record
+        stale.unlink()
     base_domain = int(os.environ.get('ROS_DOMAIN_ID', 1 + os.getpid() % 80))
     runs = []
     for offset, mode in enumerate(('gated', 'bypass')):
         print(f'flywheel demo: {mode} run, {duration:.0f} s, fault_rate {fault_rate}, '
               f'seed {seed} ...', flush=True)
         runs.append(run_scenario(mode, duration, seed, fault_rate, config / 'flywheel.yaml',
-                                 base_domain + offset, out_dir / 'logs' / mode))
+                                 base_domain + offset, out_dir / 'logs' / mode, ledger))
     settings = {'duration_s': duration, 'seed': seed, 'fault_rate': fault_rate}
     summary, picture = write_report(out_dir, runs, load_world(config / 'world.yaml'),
                                     load_spec(config / 'oracle_spec.yaml'), settings)
     print()
     print(table(runs))
     print(f'\nreport: {summary}\nmap:    {picture}')
+    print(f'ledger: {ledger} ({audit_summary(ledger)}); try `flywheel audit query {ledger} '
+          '--action BLOCK` or `flywheel audit export ... --mcap flight.mcap`')
     gated = runs[0]
     if gated.collisions:
         print(f'FAIL: {len(gated.collisions)} collisions with the Gate on')
@@ -43,8 +48,20 @@ def run_demo(duration: float, out_dir: Path, seed: int, fault_rate: float) -> in
     return 0
 
 
+def audit_summary(ledger: Path) -> str:
+    from flywheel.audit.keys import load_public_key
+    from flywheel.audit.ledger import connect
+    from flywheel.audit.verify import verify_ledger
+    conn = connect(ledger, readonly=True)
+    try:
+        key = load_public_key(ledger.with_name('audit_key.pem.pub').read_bytes())
+        return verify_ledger(conn, key).summary()
+    finally:
+        conn.close()
+
+
 def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, params: Path,
-                 domain_id: int, log_dir: Path) -> RunRecord:
+                 domain_id: int, log_dir: Path, ledger: Path) -> RunRecord:
     """Run the graph for ``duration`` seconds after the robot's first odometry."""
     import rclpy
     from rclpy.context import Context
@@ -53,9 +70,11 @@ def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, param
     from flywheel.ros.bypass_relay import BypassRelay
     from flywheel.ros.recorder import Recorder
 
-    nodes = ('sim', 'oracle', 'gate', 'proposer') if mode == 'gated' else ('sim', 'proposer')
+    nodes = ('sim', 'audit', 'oracle', 'gate', 'proposer') if mode == 'gated' else ('sim',
+                                                                                 'proposer')
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id))
-    overrides = {'proposer': {'fault_rate': fault_rate, 'fault_seed': seed}}
+    overrides = {'proposer': {'fault_rate': fault_rate, 'fault_seed': seed},
+                 'audit': {'ledger_path': str(ledger)}}
     context = Context()
     rclpy.init(context=context, domain_id=domain_id, args=[])
     executor = SingleThreadedExecutor(context=context)
@@ -69,7 +88,7 @@ def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, param
         with Graph(nodes, params, overrides, env, log_dir) as graph:
             # The world first: once the recorder hears it, start the rest, so the record
             # covers the robot's first move.
-            graph.start(('sim',))
+            graph.start(('sim', 'audit') if mode == 'gated' else ('sim',))
             deadline = time.monotonic() + STARTUP_TIMEOUT
             while recorder.first_odom_ns is None:
                 _check_alive(graph, log_dir)
