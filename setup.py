@@ -9,7 +9,7 @@ setup(
     package_dir={'': 'src'},
     packages=find_packages('src'),
     python_requires='>=3.10',
-    install_requires=['numpy', 'shapely>=2', 'pyyaml', 'matplotlib', 'cryptography', 'mcap',
+    install_requires=['numpy', 'shapely>=2', 'pyyaml', 'matplotlib', 'cryptography', 'tuf', 'mcap',
                       'mcap-ros2-support'],
     entry_points={'console_scripts': ['flywheel = flywheel.cli.main:main']},
 )

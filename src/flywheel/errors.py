@@ -43,3 +43,43 @@ class ChainBrokenError(LedgerError):
 
 class IncidentError(FlywheelError, ValueError):
     """A malformed incident report; the message says which field and why."""
+
+
+class ReleaseError(FlywheelError):
+    """An Oracle release (or trust root) is refused. Nothing was loaded."""
+
+
+class CorruptBundleError(ReleaseError):
+    """The bundle is not a readable archive, or is truncated."""
+
+
+class UnsafeBundleError(ReleaseError):
+    """The archive holds something other than plain files with known names (paths, links)."""
+
+
+class OversizeBundleError(ReleaseError):
+    """The bundle or one of its files is larger than allowed."""
+
+
+class UnsignedReleaseError(ReleaseError):
+    """Fewer valid signatures by trusted keys than the threshold (bad or unknown signatures)."""
+
+
+class ExpiredReleaseError(ReleaseError):
+    """The release's signed metadata has expired."""
+
+
+class RollbackError(ReleaseError):
+    """The release number is not newer than the installed one (rollback or replay)."""
+
+
+class TargetMismatchError(ReleaseError):
+    """A file's length or hash differs from what the signed metadata pins."""
+
+
+class ReleaseSchemaError(ReleaseError):
+    """The metadata or the Oracle spec inside the bundle is malformed."""
+
+
+class RootRotationError(ReleaseError):
+    """A new trust root is not signed by the threshold of both the old and the new root keys."""

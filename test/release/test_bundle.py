@@ -1,0 +1,172 @@
+"""Every way a release can be bad is refused with its own error, before anything is loaded."""
+import io
+import tarfile
+from datetime import timedelta
+
+import pytest
+
+from flywheel.errors import (CorruptBundleError, ExpiredReleaseError, OversizeBundleError,
+                             ReleaseSchemaError, RollbackError, TargetMismatchError,
+                             UnsafeBundleError, UnsignedReleaseError)
+from flywheel.release.bundle import (SPEC, TARGETS, _pack, build_bundle, read_bundle, sign_bundle,
+                                     verify_bundle)
+from flywheel.release.keys import generate_key, load_signer
+from test.release.conftest import LATER, NOW, spec_bytes
+
+
+def signed(operators, count=2, number=2, expires=LATER, spec=None):
+    bundle = build_bundle(spec or spec_bytes(), number, expires, parent='1.0.0')
+    for signer, _ in operators[:count]:
+        bundle = sign_bundle(bundle, signer)
+    return bundle
+
+
+def test_a_release_signed_by_the_threshold_verifies(operators, root):
+    release = verify_bundle(signed(operators), root, NOW, installed_number=1)
+    assert (release.number, release.oracle_version, release.parent_version) == (2, '1.1.0',
+                                                                                '1.0.0')
+    assert release.spec.version == '1.1.0' and len(release.signed_by) == 2
+    assert len(release.bundle_sha256) == 64
+
+
+def test_three_signatures_are_fine_too(operators, root):
+    assert len(verify_bundle(signed(operators, 3), root, NOW, 1).signed_by) == 3
+
+
+def test_bundles_are_deterministic(operators):
+    assert build_bundle(spec_bytes(), 2, LATER) == build_bundle(spec_bytes(), 2, LATER)
+
+
+def test_fewer_signatures_than_the_threshold(operators, root):
+    with pytest.raises(UnsignedReleaseError, match='1 valid signature.*threshold 2'):
+        verify_bundle(signed(operators, 1), root, NOW, 1)
+
+
+def test_unsigned(operators, root):
+    with pytest.raises(UnsignedReleaseError):
+        verify_bundle(signed(operators, 0), root, NOW, 1)
+
+
+def test_a_signature_by_an_unknown_key_counts_for_nothing(operators, root, tmp_path):
+    generate_key(tmp_path / 'mallory.pem')
+    bundle = sign_bundle(signed(operators, 1), load_signer(tmp_path / 'mallory.pem'))
+    with pytest.raises(UnsignedReleaseError, match='unknown key'):
+        verify_bundle(bundle, root, NOW, 1)
+
+
+def test_a_bad_signature(operators, root):
+    from tuf.api.metadata import Metadata
+    bundle = signed(operators, 2)
+    files = read_bundle(bundle)
+    md = Metadata.from_bytes(files[TARGETS])
+    keyid = next(iter(md.signatures))
+    md.signatures[keyid].signature = '00' * 64
+    with pytest.raises(UnsignedReleaseError, match='bad signature'):
+        verify_bundle(_pack({**files, TARGETS: md.to_bytes()}), root, NOW, 1)
+
+
+def test_metadata_edited_after_signing(operators, root):
+    files = read_bundle(signed(operators, 2))
+    edited = files[TARGETS].replace(b'"version":2', b'"version":9')
+    with pytest.raises(UnsignedReleaseError):
+        verify_bundle(_pack({**files, TARGETS: edited}), root, NOW, 1)
+
+
+def test_expired(operators, root):
+    with pytest.raises(ExpiredReleaseError):
+        verify_bundle(signed(operators, expires=NOW - timedelta(seconds=1)), root, NOW, 1)
+
+
+@pytest.mark.parametrize('installed', [2, 3])
+def test_not_newer_than_the_installed_release(operators, root, installed):
+    with pytest.raises(RollbackError, match='not newer'):
+        verify_bundle(signed(operators, number=2), root, NOW, installed)
+
+
+def test_the_installed_release_itself_passes_on_restart(operators, root):
+    assert verify_bundle(signed(operators, number=2), root, NOW, 2, allow_same=True).number == 2
+
+
+def test_spec_swapped_after_signing(operators, root):
+    files = read_bundle(signed(operators))
+    forged = spec_bytes(**{'max_speed: 1.0 ': 'max_speed: 9.0 '})
+    with pytest.raises(TargetMismatchError):
+        verify_bundle(_pack({**files, SPEC: forged}), root, NOW, 1)
+
+
+def test_spec_with_the_same_length_but_other_bytes(operators, root):
+    files = read_bundle(signed(operators))
+    forged = files[SPEC].replace(b'max_speed: 1.0', b'max_speed: 9.0')
+    assert len(forged) == len(files[SPEC])
+    with pytest.raises(TargetMismatchError):
+        verify_bundle(_pack({**files, SPEC: forged}), root, NOW, 1)
+
+
+def test_a_malformed_spec_cannot_even_be_built():
+    with pytest.raises(ReleaseSchemaError, match='limits.max_speed'):
+        build_bundle(spec_bytes(**{'max_speed: 1.0 ': 'max_speed: -1.0 '}), 2, LATER)
+
+
+def test_a_signed_but_malformed_spec_is_a_schema_error(operators, root):
+    """An operator signs a spec the Oracle cannot load: the schema check still refuses it."""
+    from tuf.api.metadata import Metadata, TargetFile
+    bad = spec_bytes(**{'max_speed: 1.0 ': 'max_speed: -1.0 '})
+    targets = Metadata.from_bytes(read_bundle(signed(operators))[TARGETS])
+    pinned = TargetFile.from_data(SPEC, bad, ['sha256'])
+    pinned.unrecognized_fields['custom'] = {'oracle_version': '1.1.0', 'parent_version': ''}
+    targets.signed.targets = {SPEC: pinned}
+    targets.signatures.clear()
+    for signer, _ in operators[:2]:
+        targets.sign(signer, append=True)
+    with pytest.raises(ReleaseSchemaError, match='limits.max_speed'):
+        verify_bundle(_pack({TARGETS: targets.to_bytes(), SPEC: bad}), root, NOW, 1)
+
+
+def test_truncated_archive(operators, root):
+    bundle = signed(operators)
+    with pytest.raises(CorruptBundleError):
+        verify_bundle(bundle[:len(bundle) // 2], root, NOW, 1)
+
+
+def test_not_an_archive(root):
+    with pytest.raises(CorruptBundleError):
+        verify_bundle(b'PK\x03\x04 this is a zip, not a tar.gz', root, NOW, 1)
+
+
+def archive_with(member: tarfile.TarInfo, data: bytes = b'') -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode='w:gz') as archive:
+        archive.addfile(member, io.BytesIO(data) if data else None)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize('name', ['../oracle_spec.yaml', '/etc/passwd', 'dir/oracle_spec.yaml',
+                                  'extra.sh'])
+def test_path_traversal_and_unknown_members(root, name):
+    info = tarfile.TarInfo(name)
+    info.size = 3
+    with pytest.raises(UnsafeBundleError, match='unexpected member'):
+        verify_bundle(archive_with(info, b'abc'), root, NOW, 1)
+
+
+@pytest.mark.parametrize('kind', [tarfile.SYMTYPE, tarfile.LNKTYPE])
+def test_links(root, kind):
+    info = tarfile.TarInfo(SPEC)
+    info.type, info.linkname = kind, '/etc/shadow'
+    with pytest.raises(UnsafeBundleError, match='not a regular file'):
+        verify_bundle(archive_with(info), root, NOW, 1)
+
+
+def test_oversize_bundle(operators, root):
+    with pytest.raises(OversizeBundleError):
+        verify_bundle(signed(operators), root, NOW, 1, max_bytes=1000)
+
+
+def test_missing_targets_metadata(root):
+    with pytest.raises(CorruptBundleError, match='no targets.json'):
+        verify_bundle(_pack({SPEC: spec_bytes()}), root, NOW, 1)
+
+
+def test_targets_that_are_not_tuf_metadata(root):
+    with pytest.raises(ReleaseSchemaError, match='not valid TUF'):
+        verify_bundle(_pack({SPEC: spec_bytes(), TARGETS: b'{"signed": 1}'}), root, NOW, 1)
