@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from flywheel.errors import FlywheelError, GraphError
+from flywheel.errors import FlywheelError, GraphError, ReleaseError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--fault-rate', type=float, default=0.02,
                       help='chance per proposal of a fault episode (default 0.02)')
     demo.set_defaults(func=cmd_demo)
-    from flywheel.cli.audit import add_commands
-    add_commands(sub)
+    from flywheel.cli import audit, release
+    release.add_commands(sub)
+    audit.add_commands(sub)
     return parser
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except GraphError as exc:
+    except (GraphError, ReleaseError) as exc:
         print(f'flywheel {args.command}: {exc}', file=sys.stderr)
         return EXIT_FAILED
     except FlywheelError as exc:

@@ -142,6 +142,10 @@ def verify_bundle(bundle: bytes, root: Metadata[Root], now: datetime, installed_
                            targets.expires, tuple(sorted(result.signed)), files.get(ROOT))
 
 
+def spec_version(spec_bytes: bytes) -> str:
+    return _parse_spec(spec_bytes).version
+
+
 def _parse_spec(spec_bytes: bytes) -> OracleSpec:
     try:
         return parse_spec(yaml.safe_load(spec_bytes.decode('utf-8')))
