@@ -48,6 +48,9 @@ class GateConfig:
                               hi=100000, read_only=True)
     allowed_proposers: tuple[str, ...] = setting(['proposer'], 'Trusted proposer ids.',
                                                  read_only=True)
+    follow_governance: bool = setting(True, 'Take the accepted Oracle versions from governance '
+                                      'status once it is heard (it replaces '
+                                      'accepted_oracle_versions).', read_only=True)
 
     def __post_init__(self):
         if self.tick_period >= self.command_timeout:
@@ -153,6 +156,10 @@ class Gate:
         # Stop at the last tick before the approval runs out, not the first tick after it: an
         # approval is never honoured for longer than command_timeout.
         return decisions, not self.has_fresh_approval(now_ns + self._ns(self.config.tick_period))
+
+    def accept_versions(self, versions) -> None:
+        """From now on only verdicts of these Oracle versions count (empty: none does)."""
+        self.accepted_versions = frozenset(versions)
 
     def fallback(self, proposal_id: str, proposer_id: str, finding: Finding,
                  now_ns: int) -> Decision:

@@ -14,3 +14,5 @@ class OracleConfig:
                               hi=100000, read_only=True)
     allowed_proposers: tuple[str, ...] = setting(['proposer'], 'Trusted proposer ids.',
                                                  read_only=True)
+    trust_root_path: str = setting('', 'root.json to verify releases from governance with before '
+                                   'swapping to them; "" runs spec_path only.', read_only=True)

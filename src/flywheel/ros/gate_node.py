@@ -7,7 +7,7 @@ from __future__ import annotations
 from geometry_msgs.msg import Twist
 from rclpy.node import Node
 
-from alignment_flywheel.msg import GateDecision
+from alignment_flywheel.msg import GateDecision, OracleStatus
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg
 from flywheel.enforcement.decision import Action, Decision, Finding, Reason
@@ -31,6 +31,9 @@ class GateNode(Node):
         self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.STREAM)
         self.create_subscription(SignalsMsg, topics.SAFETY_SIGNALS, self.on_signals, qos.STREAM)
         self.create_timer(self.config.tick_period, self.on_tick)
+        if self.config.follow_governance:
+            self.create_subscription(OracleStatus, topics.ORACLE_STATUS, self.on_status,
+                                     qos.STATUS)
         self._stopped = False
         self.get_logger().info(
             f'gate ready: policy {policy.version}, oracle versions '
@@ -54,6 +57,13 @@ class GateNode(Node):
         except Exception as exc:  # noqa: BLE001 - e.g. an evidence kind outside the contract
             decisions = [self._internal_error(msg.proposal_id, '', exc)]
         self._publish(decisions)
+
+    def on_status(self, msg: OracleStatus) -> None:
+        versions = frozenset(msg.accepted_versions)
+        if versions != self.gate.accepted_versions:
+            self.get_logger().info(f'accepted Oracle versions now {sorted(versions)} '
+                                   f'(governance: active {msg.active_version or "none"})')
+            self.gate.accept_versions(versions)
 
     def on_tick(self) -> None:
         decisions, stop = self.gate.tick(self.now_ns())

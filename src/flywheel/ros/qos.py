@@ -1,5 +1,6 @@
 """QoS profiles, defined once and imported by every node and test."""
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
 
 # cmd_vel: only the latest command matters, and it must arrive.
 COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -7,5 +8,9 @@ COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 # Proposals, signals, decisions, incidents: every message counts (each proposal gets a decision).
 STREAM = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50,
                     reliability=ReliabilityPolicy.RELIABLE)
+# Status and releases: late joiners get the last value.
+STATUS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                    reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Odometry: sensor data, newest wins.
 SENSOR = qos_profile_sensor_data
