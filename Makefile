@@ -15,3 +15,4 @@ bench: setup
 	scripts/run.sh python bench/end_to_end.py
 	scripts/run.sh python bench/fail_closed.py
 	scripts/run.sh python bench/ledger.py
+	scripts/run.sh python bench/hot_swap.py

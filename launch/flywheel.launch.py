@@ -23,6 +23,9 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='Parameters of every node (config/flywheel.yaml).'),
+        DeclareLaunchArgument('governance', default_value='false',
+                              description='Start the governance node (set trust_root_path in '
+                                          'params_file, and the oracle\'s too).'),
         DeclareLaunchArgument('sim', default_value='true',
                               description='Start the embedded 2D world (false: a real robot or '
                                           'another simulator provides odom and takes cmd_vel).'),
@@ -30,6 +33,9 @@ def generate_launch_description():
              output='screen', condition=IfCondition(LaunchConfiguration('sim'))),
         Node(package=PACKAGE, executable='audit_node', name='audit', parameters=[params],
              output='screen'),
+        Node(package=PACKAGE, executable='governance_node', name='governance',
+             parameters=[params], output='screen',
+             condition=IfCondition(LaunchConfiguration('governance'))),
         Node(package=PACKAGE, executable='oracle_node', name='oracle', parameters=[params],
              output='screen'),
         Node(package=PACKAGE, executable='gate_node', name='gate', parameters=[params],

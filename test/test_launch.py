@@ -23,11 +23,13 @@ def test_launch_file_starts_the_four_nodes_with_the_shared_parameters():
     from launch_ros.actions import Node
     from flywheel.cli.graph import GRAPH
     nodes = [e for e in description().entities if isinstance(e, Node)]
-    assert sorted(n.node_executable for n in nodes) == sorted(f'{n}_node' for n in GRAPH)
+    from flywheel.cli.graph import OPTIONAL
+    assert sorted(n.node_executable for n in nodes) == sorted(f'{n}_node'
+                                                              for n in GRAPH + OPTIONAL)
     assert all(n.node_package == 'alignment_flywheel' for n in nodes)
 
 
 def test_launch_arguments_are_declared():
     from launch.actions import DeclareLaunchArgument
     names = {e.name for e in description().entities if isinstance(e, DeclareLaunchArgument)}
-    assert names == {'params_file', 'sim'}
+    assert names == {'params_file', 'sim', 'governance'}

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import IO
 
 GRAPH = ('sim', 'audit', 'oracle', 'gate', 'proposer')
+# started only when asked for (it needs a trust root): flywheel up --with governance
+OPTIONAL = ('governance',)
 
 
 def ros_value(value) -> str:

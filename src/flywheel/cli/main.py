@@ -18,11 +18,14 @@ def default_params() -> Path:
 
 
 def cmd_up(args) -> int:
-    from flywheel.cli.graph import GRAPH, Graph
+    from flywheel.cli.graph import GRAPH, OPTIONAL, Graph
     nodes = tuple(args.only.split(',')) if args.only else GRAPH
-    unknown = sorted(set(nodes) - set(GRAPH))
+    nodes += tuple(n for n in (args.with_nodes.split(',') if args.with_nodes else ())
+                   if n not in nodes)
+    unknown = sorted(set(nodes) - set(GRAPH) - set(OPTIONAL))
     if unknown:
-        raise FlywheelError(f'--only: unknown node {unknown[0]!r} (known: {", ".join(GRAPH)})')
+        raise FlywheelError(f'unknown node {unknown[0]!r} (known: '
+                            f'{", ".join(GRAPH + OPTIONAL)})')
     params = Path(args.params) if args.params else default_params()
     if not params.is_file():
         raise FlywheelError(f'--params: no such file {params}')
@@ -58,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser('up', help='start the node graph as separate processes; Ctrl-C stops it')
     up.add_argument('--params', help='parameter YAML (default: the package config/flywheel.yaml)')
     up.add_argument('--only', help='comma-separated subset of nodes, e.g. oracle,gate')
+    up.add_argument('--with', dest='with_nodes',
+                    help='optional nodes to add, e.g. governance (set its trust_root_path)')
     up.set_defaults(func=cmd_up)
     demo = sub.add_parser('demo', help='run the embedded world with faults, gated and bypassed')
     demo.add_argument('--duration', type=float, default=30.0, help='seconds per run (default 30)')

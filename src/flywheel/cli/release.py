@@ -101,6 +101,13 @@ def cmd_root_verify(args) -> int:
     return 0
 
 
+def _client(verb: str):
+    def run(args) -> int:
+        from flywheel.ros import release_client   # needs ROS; the offline commands do not
+        return getattr(release_client, verb)(args)
+    return run
+
+
 def add_commands(sub) -> None:
     keygen = sub.add_parser('keygen', help='create an operator signing key (Ed25519)')
     keygen.add_argument('out', help='private key file to write (the .pub.json goes beside it)')
@@ -128,6 +135,20 @@ def add_commands(sub) -> None:
     verify.add_argument('--installed', type=int, default=0,
                         help='the release number installed on the robot')
     verify.set_defaults(func=cmd_verify)
+    push = verbs.add_parser('push', help='submit a signed release to the running governance node')
+    push.add_argument('bundle')
+    push.add_argument('--timeout', type=float, default=10.0)
+    push.set_defaults(func=_client('push'))
+
+    status = sub.add_parser('status', help='what governance has installed and the Gate accepts')
+    status.add_argument('--timeout', type=float, default=10.0)
+    status.set_defaults(func=_client('status'))
+    rollback = sub.add_parser('rollback', help='return to the previous release (signed request)')
+    rollback.add_argument('--key', required=True, help='a root operator private key')
+    rollback.add_argument('--to', type=int, help='release number (default: the previous one)')
+    rollback.add_argument('--ttl', type=float, default=60.0, help='request valid this long (s)')
+    rollback.add_argument('--timeout', type=float, default=10.0)
+    rollback.set_defaults(func=_client('rollback'))
 
     root = sub.add_parser('root', help='create, sign, rotate and verify the trust root')
     verbs = root.add_subparsers(dest='verb', required=True)

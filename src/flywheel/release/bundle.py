@@ -15,7 +15,6 @@ import tarfile
 from dataclasses import dataclass
 from datetime import datetime
 
-import yaml
 from securesystemslib.signer import Signer
 from tuf.api.exceptions import LengthOrHashMismatchError, UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root, TargetFile, Targets
@@ -24,6 +23,7 @@ from flywheel.errors import (CorruptBundleError, ExpiredReleaseError, OversizeBu
                              ReleaseSchemaError, RollbackError, SpecError, TargetMismatchError,
                              UnsafeBundleError, UnsignedReleaseError)
 from flywheel.oracle.spec import OracleSpec, parse_spec
+from flywheel.yamldoc import parse_yaml
 
 TARGETS, SPEC, ROOT = 'targets.json', 'oracle_spec.yaml', 'root.json'
 ALLOWED = {TARGETS, SPEC, ROOT}
@@ -148,8 +148,8 @@ def spec_version(spec_bytes: bytes) -> str:
 
 def _parse_spec(spec_bytes: bytes) -> OracleSpec:
     try:
-        return parse_spec(yaml.safe_load(spec_bytes.decode('utf-8')))
-    except (SpecError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        return parse_spec(parse_yaml(spec_bytes.decode('utf-8'), SPEC))
+    except (SpecError, UnicodeDecodeError) as exc:
         raise ReleaseSchemaError(f'{SPEC}: {exc}') from exc
 
 

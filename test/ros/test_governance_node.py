@@ -1,0 +1,96 @@
+"""The governance lifecycle node and the operator CLI against it: push, status, refusals that leave
+the active release untouched, signed rollback, inactive means deaf, restart keeps the release."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
+
+from alignment_flywheel.srv import SubmitRelease
+from flywheel.ros import topics
+from test.ros.test_hot_swap import releases  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.ros
+
+
+def flywheel(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'flywheel.cli', *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture
+def governance(start_graph, releases, tmp_path):  # noqa: F811
+    root_path, bundles = releases
+    params = {'store_dir': str(tmp_path / 'store'), 'trust_root_path': str(root_path)}
+    paths = []
+    for i, bundle in enumerate(bundles):
+        path = tmp_path / f'r{i + 1}.tar.gz'
+        path.write_bytes(bundle)
+        paths.append(path)
+    graph = start_graph(['governance'], {'governance': params})
+    return paths, params, tmp_path, graph
+
+
+def test_push_status_refuse_and_roll_back(governance):
+    (r1, r2), _, tmp_path, _ = governance
+    assert flywheel('release', 'push', str(r1)).returncode == 0
+    done = flywheel('release', 'push', str(r2))
+    assert done.returncode == 0 and 'swaps to 1.1.0' in done.stdout
+    status = flywheel('status').stdout
+    assert 'active Oracle 1.1.0 (release 2)' in status and 'previous 1.0.0' in status
+    # a replay of release 1 is refused and changes nothing
+    again = flywheel('release', 'push', str(r1))
+    assert again.returncode == 1 and 'RollbackError' in again.stderr
+    status = flywheel('status').stdout
+    assert 'active Oracle 1.1.0' in status and 'last rejection: RollbackError' in status
+    # a rollback signed by a stranger is refused; by an operator it goes through
+    assert flywheel('keygen', str(tmp_path / 'mallory.pem')).returncode == 0
+    stranger = flywheel('rollback', '--key', str(tmp_path / 'mallory.pem'))
+    assert stranger.returncode == 1 and 'not a root operator key' in stranger.stderr
+    ok = flywheel('rollback', '--key', str(tmp_path / 'alice.pem'))
+    assert ok.returncode == 0 and 'swaps to 1.0.0' in ok.stdout
+    assert 'active Oracle 1.0.0 (release 1)' in flywheel('status').stdout
+
+
+def test_a_restart_comes_back_with_the_active_release(governance, start_graph):
+    (r1, _), params, _, graph = governance
+    assert flywheel('release', 'push', str(r1)).returncode == 0
+    assert graph.stop()['governance'] == 0              # Ctrl-C, then a fresh process
+    start_graph(['governance'], {'governance': params})
+    assert 'active Oracle 1.0.0 (release 1)' in flywheel('status').stdout
+
+
+def test_inactive_governance_accepts_nothing(probe, start_graph, releases, tmp_path):  # noqa: F811
+    root_path, (r1, _) = releases
+    start_graph(['governance'], {'governance': {
+        'store_dir': str(tmp_path / 'store'), 'trust_root_path': str(root_path),
+        'autostart': False}})
+    submit = probe.node.create_client(SubmitRelease, topics.SUBMIT_RELEASE)
+    change = probe.node.create_client(ChangeState, '/governance/change_state')
+    assert submit.wait_for_service(timeout_sec=30) and change.wait_for_service(timeout_sec=30)
+
+    def call(client, request):
+        future = client.call_async(request)
+        assert probe.spin_until(future.done, 10.0)
+        return future.result()
+
+    request = SubmitRelease.Request()
+    request.bundle = list(r1)
+    refused = call(submit, request)
+    assert not refused.accepted and refused.reason == 'governance is not active'
+    for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+        assert call(change, ChangeState.Request(transition=Transition(id=transition))).success
+    assert call(submit, request).accepted
+    assert call(change, ChangeState.Request(
+        transition=Transition(id=Transition.TRANSITION_DEACTIVATE))).success
+    assert call(submit, request).reason == 'governance is not active'
+
+
+def test_a_missing_trust_root_fails_configuration(start_graph, tmp_path):
+    graph = start_graph(['governance'], {'governance': {'store_dir': str(tmp_path / 'store')}})
+    assert graph.processes['governance'].wait(timeout=30) == 2
+    log = (tmp_path / 'logs' / 'governance.log').read_text()
+    assert 'no trust root' in log
