@@ -197,7 +197,8 @@ def main(argv=None) -> int:
     print(f'\n{on["swaps"]} consecutive swaps under a 50 Hz stream: {on["proposals"]} proposals, '
           f'{on["missing"]} without a decision, {on["unbound"]} decided on a verdict that did '
           'not bind\n')
-    print('| proposal -> decision | samples | p50 (ms) | p99 (ms) | max (ms) |\n|---|---|---|---|---|')
+    print('| proposal -> decision | samples | p50 (ms) | p99 (ms) | max (ms) |\n'
+          '|---|---|---|---|---|')
     for name, values in (('while a swap is under way', on['in_swap']),
                          ('baseline: steady state, same run', on['steady'])):
         print(f'| {name} | {len(values)} | {pct(values, 50):.2f} | {pct(values, 99):.2f} | '

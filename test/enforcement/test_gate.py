@@ -92,9 +92,25 @@ def test_stale_proposal_is_blocked_on_arrival(gate):
     assert d.reasons == (Reason.STALE_PROPOSAL,) and d.command is None
 
 
-def test_verdict_for_an_unknown_proposal_is_blocked(gate, oracle):
-    d = gate.on_signals(verdict(oracle, straight(1.5, 1.0, 0.0, 0.5), 0), 0)
+def test_verdict_for_a_proposal_that_never_comes_is_blocked_after_the_timeout(gate, oracle):
+    assert gate.on_signals(verdict(oracle, straight(1.5, 1.0, 0.0, 0.5), 0), 0) is None
+    assert gate.tick(249 * MS)[0] == []
+    d, = gate.tick(250 * MS)[0]
     assert (d.action, d.reasons, d.command) == (Action.BLOCK, (Reason.UNKNOWN_PROPOSAL,), None)
+
+
+def test_a_verdict_that_overtakes_its_proposal_still_decides_it(gate, oracle):
+    p = straight(1.5, 1.0, 0.0, 0.5, stamp_ns=0)
+    assert gate.on_signals(verdict(oracle, p, 1 * MS), 1 * MS) is None
+    d, = gate.on_proposal(p, 2 * MS)
+    assert d.action == Action.ALLOW and d.command == (0.5, 0.0)
+    assert gate.tick(500 * MS)[0] == []          # decided once, nothing left to time out
+
+
+def test_a_flood_of_orphan_verdicts_is_bounded(gate, oracle):
+    decided = [gate.on_signals(verdict(oracle, straight(1.5, 1.0, 0.0, 0.5, seq=i), 0), 0)
+               for i in range(1, 7)]
+    assert [d.proposal_id for d in decided if d] == ['proposer/1', 'proposer/2']   # max_pending 4
 
 
 def test_a_replayed_verdict_releases_nothing(gate, oracle):

@@ -1,4 +1,4 @@
-"""Governance decisions without ROS: install, refuse (active untouched), restart, signed rollback."""
+"""Governance without ROS: install, refuse (active untouched), restart, signed rollback."""
 import secrets
 from datetime import timedelta
 

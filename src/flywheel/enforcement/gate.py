@@ -4,6 +4,9 @@ Invariants, each tested:
 - A non-zero command is released only by an ALLOW/DEGRADE decision on a verdict whose digest equals
   the digest the Gate computed for the proposal it holds, from an accepted Oracle version, fresh.
 - Every proposal gets exactly one Decision (a verdict, a rejection, or NO_VERDICT on timeout).
+  DDS may deliver a verdict before the proposal it names (the Oracle's path can be faster than the
+  Gate's own subscription); such a verdict waits up to ``verdict_timeout`` for its proposal, and
+  is decided UNKNOWN_PROPOSAL only if none comes.
 - On its own clock: `tick` says stop unless an approved command will still be younger than
   ``command_timeout`` at the next tick, so no approval is honoured for longer than that.
 Time is passed in (``now_ns``); the Gate never reads a clock.
@@ -81,6 +84,8 @@ class Gate:
         self._approved_ns: int | None = None
         # Recently decided proposal ids: their late verdicts are dropped, not decided twice.
         self._decided: OrderedDict[str, None] = OrderedDict()
+        # Verdicts that arrived before their proposal: id -> (signals, received_ns).
+        self._early: OrderedDict[str, tuple[SafetySignals, int]] = OrderedDict()
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -105,22 +110,25 @@ class Gate:
             _, oldest = self._held.popitem(last=False)
             decisions.append(self._no_verdict(oldest.proposal, now_ns, 'pending queue full'))
         self._held[proposal.proposal_id] = _Held(proposal, now_ns)
+        early = self._early.pop(proposal.proposal_id, None)
+        if early is not None:
+            decisions.append(self.on_signals(early[0], now_ns))
         return decisions
 
     def on_signals(self, signals: SafetySignals, now_ns: int) -> Decision | None:
         """Decide the held proposal this verdict names; a verdict that does not bind is BLOCK.
 
         None for a late verdict on a proposal already decided (it was rejected on arrival or
-        timed out): each proposal has exactly one decision.
+        timed out), and for a verdict that came before its proposal (it waits for it).
         """
         held = self._held.pop(signals.proposal_id, None)
         if held is None:
-            if signals.proposal_id in self._decided:
-                return None
-            return Decision(signals.proposal_id, '', signals.proposal_digest, Action.BLOCK,
-                            (Finding(Action.BLOCK, Reason.UNKNOWN_PROPOSAL,
-                                     'no held proposal with this id (late, replayed or forged)'),),
-                            signals.oracle_version, self.policy.version, None, now_ns, 0)
+            if signals.proposal_id not in self._decided:
+                self._early[signals.proposal_id] = (signals, now_ns)
+                if len(self._early) > self.config.max_pending:
+                    _, (oldest, _) = self._early.popitem(last=False)
+                    return self._unknown(oldest, now_ns)
+            return None
         proposal = held.proposal
         findings = []
         if signals.proposal_digest != proposal.digest:
@@ -147,6 +155,9 @@ class Gate:
         """Expire proposals whose verdict is late; say whether the robot must be stopped now."""
         decisions = []
         deadline = now_ns - self._ns(self.config.verdict_timeout)
+        while self._early and next(iter(self._early.values()))[1] <= deadline:
+            _, (signals, _) = self._early.popitem(last=False)
+            decisions.append(self._unknown(signals, now_ns))
         while self._held:
             pid, held = next(iter(self._held.items()))
             if held.received_ns > deadline:
@@ -173,6 +184,13 @@ class Gate:
                 and now_ns - self._approved_ns <= self._ns(self.config.command_timeout))
 
     # -- decisions ------------------------------------------------------------------------------
+
+    def _unknown(self, signals: SafetySignals, now_ns: int) -> Decision:
+        """A verdict whose proposal never came: recorded, never honoured."""
+        return Decision(signals.proposal_id, '', signals.proposal_digest, Action.BLOCK,
+                        (Finding(Action.BLOCK, Reason.UNKNOWN_PROPOSAL,
+                                 'no proposal with this id (late, replayed or forged)'),),
+                        signals.oracle_version, self.policy.version, None, now_ns, 0)
 
     def _no_verdict(self, proposal: Proposal, now_ns: int, why: str) -> Decision:
         return self._decide(proposal, [Finding(Action.BLOCK, Reason.NO_VERDICT, why)], '', now_ns,

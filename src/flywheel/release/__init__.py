@@ -1,1 +1,1 @@
-"""Signed Oracle releases: python-tuf metadata over the Oracle spec, verified before anything loads."""
+"""Signed Oracle releases: python-tuf metadata over the Oracle spec, verified before any use."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from securesystemslib.signer import Signer
-from tuf.api.exceptions import LengthOrHashMismatchError, UnsignedMetadataError
+from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 
 from flywheel.errors import (CorruptBundleError, ExpiredReleaseError, OversizeBundleError,

@@ -13,7 +13,7 @@ from flywheel.errors import ReleaseError
 
 
 def generate_key(private_path: Path) -> SSlibKey:
-    """Write a new key pair: ``private_path`` (PEM) and ``<stem>.pub.json``; return the public key."""
+    """Write a key pair, ``private_path`` (PEM) and ``<stem>.pub.json``; return the public key."""
     private_path = Path(private_path)
     signer = CryptoSigner.generate_ed25519()
     private_path.parent.mkdir(parents=True, exist_ok=True)

@@ -107,7 +107,7 @@ class GovernanceNode(LifecycleNode):
         previous = self.governor.active
         try:
             release = self.governor.submit(bundle, self.now())
-        except ReleaseError as exc:
+        except ReleaseError:
             response.reason = self.governor.last_rejection
             self.get_logger().error(f'release refused: {response.reason}')
             self._event(ReleaseEvent.EVENT_REJECTED, '', '', response.reason)
