@@ -16,6 +16,16 @@ from test.ros.test_hot_swap import releases  # noqa: F401 - the fixture
 pytestmark = pytest.mark.ros
 
 
+def release_events(ledger) -> list[str]:
+    from flywheel.audit.ledger import connect
+    from flywheel.audit.query import Query, records
+    conn = connect(ledger, readonly=True)
+    try:
+        return [r['event'] for r in records(conn, Query(kind='release'))]
+    finally:
+        conn.close()
+
+
 def flywheel(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, '-m', 'flywheel.cli', *args], capture_output=True,
                           text=True, timeout=60)
@@ -34,8 +44,13 @@ def governance(start_graph, releases, tmp_path):  # noqa: F811
     return paths, params, tmp_path, graph
 
 
-def test_push_status_refuse_and_roll_back(governance):
+def test_push_status_refuse_and_roll_back(governance, start_graph, probe):
     (r1, r2), _, tmp_path, _ = governance
+    ledger = tmp_path / 'audit.sqlite'
+    start_graph(['audit'], {'audit': {'ledger_path': str(ledger)}})
+    # the audit node must be listening before governance says anything
+    assert probe.spin_until(lambda: probe.node.count_publishers(topics.RELEASE_EVENTS) > 0
+                            and probe.node.count_subscribers(topics.RELEASE_EVENTS) > 0, 30.0)
     assert flywheel('release', 'push', str(r1)).returncode == 0
     done = flywheel('release', 'push', str(r2))
     assert done.returncode == 0 and 'swaps to 1.1.0' in done.stdout
@@ -53,6 +68,11 @@ def test_push_status_refuse_and_roll_back(governance):
     ok = flywheel('rollback', '--key', str(tmp_path / 'alice.pem'))
     assert ok.returncode == 0 and 'swaps to 1.0.0' in ok.stdout
     assert 'active Oracle 1.0.0 (release 1)' in flywheel('status').stdout
+    # every release event is on the audit record
+    assert probe.spin_until(lambda: len(release_events(ledger)) >= 10, 10.0)
+    kinds = release_events(ledger)
+    assert kinds.count('installed') == 2 and kinds.count('rejected') == 2
+    assert kinds.count('rolled_back') == 1
 
 
 def test_a_restart_comes_back_with_the_active_release(governance, start_graph):
