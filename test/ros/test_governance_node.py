@@ -114,3 +114,18 @@ def test_a_missing_trust_root_fails_configuration(start_graph, tmp_path):
     assert graph.processes['governance'].wait(timeout=30) == 2
     log = (tmp_path / 'logs' / 'governance.log').read_text()
     assert 'no trust root' in log
+
+
+def test_submit_by_path_refuses_what_is_not_a_small_regular_file(governance, probe):
+    (r1, _), _, tmp_path, _ = governance
+    client = probe.node.create_client(SubmitRelease, topics.SUBMIT_RELEASE)
+    assert client.wait_for_service(timeout_sec=30)
+
+    def submit(path: str):
+        future = client.call_async(SubmitRelease.Request(bundle_path=path))
+        assert probe.spin_until(future.done, 10.0)
+        return future.result()
+
+    assert 'not a regular file' in submit('/dev/zero').reason
+    assert 'cannot read' in submit(str(tmp_path / 'missing.tar.gz')).reason
+    assert submit(str(r1)).accepted

@@ -98,10 +98,9 @@ class GovernanceNode(LifecycleNode):
             response.reason = 'governance is not active'
             return response
         try:
-            bundle = (Path(request.bundle_path).read_bytes() if request.bundle_path
-                      else bytes(request.bundle))
-        except OSError as exc:
-            response.reason = f'cannot read {request.bundle_path}: {exc.strerror}'
+            bundle = self._read_bundle(request)
+        except (OSError, ReleaseError) as exc:
+            response.reason = f'cannot read {request.bundle_path}: {exc}'
             return response
         self._event(ReleaseEvent.EVENT_SUBMITTED, '', '', 'submitted')
         previous = self.governor.active
@@ -125,6 +124,18 @@ class GovernanceNode(LifecycleNode):
         response.accepted, response.oracle_version = True, release.oracle_version
         response.number = release.number
         return response
+
+    def _read_bundle(self, request) -> bytes:
+        """The bundle bytes; a path must name a regular file no larger than the limit (any DDS
+        participant can call this service, so it must not make the node read /dev/zero)."""
+        if not request.bundle_path:
+            return bytes(request.bundle)
+        path = Path(request.bundle_path)
+        info = path.stat()
+        if not path.is_file() or info.st_size > self.config.max_bundle_bytes:
+            raise ReleaseError(f'not a regular file of at most {self.config.max_bundle_bytes} '
+                               'bytes')
+        return path.read_bytes()
 
     def on_rollback(self, request, response):
         if not self.active:
