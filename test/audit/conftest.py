@@ -40,6 +40,16 @@ def fill(path, key, count: int, batch: int = 10) -> None:
     ledger.close()
 
 
+def records_in(path, **filters) -> list[dict]:
+    """The records a read-only auditor sees, filtered as by `flywheel audit query`."""
+    from flywheel.audit.query import Query, records
+    conn = connect(path, readonly=True)
+    try:
+        return list(records(conn, Query(**filters)))
+    finally:
+        conn.close()
+
+
 def report(path, key):
     conn = connect(path, readonly=True)
     try:

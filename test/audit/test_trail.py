@@ -5,10 +5,10 @@ import math
 import pytest
 
 from flywheel.audit.incident import IncidentReport, Severity
-from flywheel.audit.ledger import Ledger, connect
-from flywheel.audit.query import Query, records
+from flywheel.audit.ledger import Ledger
 from flywheel.audit.trail import AuditTrail
 from flywheel.errors import IncidentError
+from test.audit.conftest import records_in
 
 S = 1_000_000_000
 
@@ -31,20 +31,12 @@ def incident(**changes):
     return IncidentReport(**{**fields, **changes})
 
 
-def read(ledger_path, **filters):
-    conn = connect(ledger_path, readonly=True)
-    try:
-        return list(records(conn, Query(**filters)))
-    finally:
-        conn.close()
-
-
 def test_a_decision_carries_the_signals_it_was_decided_on(trail, ledger_path):
     trail.signals('proposer/1', {'collision_risk': 0.2, 'time_to_collision': math.inf})
     trail.decision(decision('proposer/1'), 10 * S)
     trail.decision(decision('proposer/2'), 11 * S)          # no signals: recorded as such
     trail.ledger.commit()
-    first, second = read(ledger_path, kind='decision')
+    first, second = records_in(ledger_path, kind='decision')
     assert first['signals'] == {'collision_risk': 0.2, 'time_to_collision': math.inf}
     assert second['signals'] is None
 
@@ -55,7 +47,7 @@ def test_an_incident_is_linked_to_the_decisions_before_it_and_committed_at_once(
         trail.decision(decision(f'proposer/{i}'), t * S)
     seq, incident_id, linked = trail.incident(incident(), now_ns=10 * S, source='topic')
     assert linked == ('proposer/1', 'proposer/2', 'proposer/3')   # 5..10 s
-    stored = read(ledger_path, kind='incident')               # visible without another commit
+    stored = records_in(ledger_path, kind='incident')               # visible without another commit
     assert stored[0]['seq'] == seq and stored[0]['linked_proposal_ids'] == list(linked)
     assert stored[0]['incident_id'] == incident_id and stored[0]['severity'] == 'COLLISION'
 
@@ -82,7 +74,7 @@ def test_malformed_incidents_are_rejected_and_not_recorded(trail, ledger_path, c
     with pytest.raises(IncidentError, match=field):
         trail.incident(incident(**changes), now_ns=10 * S, source='service')
     trail.ledger.commit()
-    assert read(ledger_path, kind='incident') == []
+    assert records_in(ledger_path, kind='incident') == []
 
 
 def test_queries_filter_by_action_release_proposer_and_time(trail, ledger_path):
@@ -92,8 +84,9 @@ def test_queries_filter_by_action_release_proposer_and_time(trail, ledger_path):
     trail.decision({**decision('proposer/4'), 'proposer_id': 'nav2'}, 4 * S)
     trail.ledger.commit()
     ids = lambda rows: [r['proposal_id'] for r in rows]  # noqa: E731
-    assert ids(read(ledger_path, action='BLOCK')) == ['proposer/2', 'proposer/3']
-    assert ids(read(ledger_path, release='1.1.0')) == ['proposer/3']
-    assert ids(read(ledger_path, proposer='nav2')) == ['proposer/4']
-    assert ids(read(ledger_path, since_ns=2 * S, until_ns=3 * S)) == ['proposer/2', 'proposer/3']
-    assert ids(read(ledger_path, kind='decision', limit=1)) == ['proposer/1']
+    assert ids(records_in(ledger_path, action='BLOCK')) == ['proposer/2', 'proposer/3']
+    assert ids(records_in(ledger_path, release='1.1.0')) == ['proposer/3']
+    assert ids(records_in(ledger_path, proposer='nav2')) == ['proposer/4']
+    between = records_in(ledger_path, since_ns=2 * S, until_ns=3 * S)
+    assert ids(between) == ['proposer/2', 'proposer/3']
+    assert ids(records_in(ledger_path, kind='decision', limit=1)) == ['proposer/1']

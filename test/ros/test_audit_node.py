@@ -11,21 +11,13 @@ from alignment_flywheel.msg import SafetySignals as SignalsMsg
 from alignment_flywheel.srv import ReportIncident
 from flywheel.audit.keys import load_public_key
 from flywheel.audit.ledger import connect
-from flywheel.audit.query import Query, records
 from flywheel.audit.verify import verify_ledger
 from flywheel.ros import qos, topics
 from flywheel.ros.convert import to_time
+from test.audit.conftest import records_in
 from test.ros.conftest import wait_matched
 
 pytestmark = pytest.mark.ros
-
-
-def read(path, **filters):
-    conn = connect(path, readonly=True)
-    try:
-        return list(records(conn, Query(**filters)))
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -78,12 +70,12 @@ def test_decisions_are_recorded_with_their_signals_and_incidents_linked(probe, a
         probe.spin_for(0.02)
     reply = call(probe, client, incident(probe))
     assert reply.accepted and reply.reason == ''
-    assert probe.spin_until(lambda: len(read(ledger, kind='decision')) >= 30, 5.0)
-    recorded = read(ledger, kind='decision')
+    assert probe.spin_until(lambda: len(records_in(ledger, kind='decision')) >= 30, 5.0)
+    recorded = records_in(ledger, kind='decision')
     late = recorded[-1]
     assert late['action'] == 'BLOCK' and late['reasons'] == ['COLLISION_RISK']
     assert late['signals']['time_to_collision'] == math.inf
-    stored = read(ledger, kind='incident')
+    stored = records_in(ledger, kind='incident')
     assert stored[0]['incident_id'] == reply.incident_id and stored[0]['seq'] == reply.ledger_seq
     assert set(reply.linked_proposal_ids) <= {r['proposal_id'] for r in recorded}
     assert len(reply.linked_proposal_ids) >= 20
@@ -96,7 +88,7 @@ def test_a_malformed_report_is_rejected_with_a_reason(probe, audit, changes, fie
     ledger, client = audit
     reply = call(probe, client, incident(probe, **changes))
     assert not reply.accepted and field in reply.reason
-    assert read(ledger, kind='incident') == []
+    assert records_in(ledger, kind='incident') == []
 
 
 def test_incidents_on_the_topic_are_recorded_and_the_ledger_verifies(probe, audit, start_graph):
@@ -105,12 +97,12 @@ def test_incidents_on_the_topic_are_recorded_and_the_ledger_verifies(probe, audi
     wait_matched(probe, topic)
     for _ in range(50):
         topic.publish(incident(probe, reporter='sim', severity=Incident.SEVERITY_COLLISION))
-        if probe.spin_until(lambda: read(ledger, kind='incident'), 0.2):
+        if probe.spin_until(lambda: records_in(ledger, kind='incident'), 0.2):
             break
-    assert read(ledger, kind='incident')[0]['severity'] == 'COLLISION'
+    assert records_in(ledger, kind='incident')[0]['severity'] == 'COLLISION'
     conn = connect(ledger, readonly=True)
     key = load_public_key((ledger.parent / 'audit_key.pem.pub').read_bytes())
     report = verify_ledger(conn, key)
     conn.close()
     assert report.ok, report.summary()
-    assert read(ledger, kind='lifecycle')[0]['event'] == 'started'
+    assert records_in(ledger, kind='lifecycle')[0]['event'] == 'started'

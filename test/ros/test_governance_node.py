@@ -11,19 +11,14 @@ from lifecycle_msgs.srv import ChangeState
 
 from alignment_flywheel.srv import SubmitRelease
 from flywheel.ros import topics
+from test.audit.conftest import records_in
 from test.ros.test_hot_swap import releases  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.ros
 
 
 def release_events(ledger) -> list[str]:
-    from flywheel.audit.ledger import connect
-    from flywheel.audit.query import Query, records
-    conn = connect(ledger, readonly=True)
-    try:
-        return [r['event'] for r in records(conn, Query(kind='release'))]
-    finally:
-        conn.close()
+    return [r['event'] for r in records_in(ledger, kind='release')]
 
 
 def flywheel(*args: str) -> subprocess.CompletedProcess:
