@@ -70,6 +70,31 @@ def test_push_status_refuse_and_roll_back(governance, start_graph, probe):
     assert kinds.count('rolled_back') == 1
 
 
+def test_lifecycle_transitions_are_on_the_audit_record(probe, start_graph, releases, tmp_path):  # noqa: F811
+    """Transitions announced once the audit node hears governance are recorded. (Those of an
+    autostart, in the first milliseconds of the process, can be missed: DDS discovery.)"""
+    root_path, _ = releases
+    ledger = tmp_path / 'audit.sqlite'
+    start_graph(['audit', 'governance'], {
+        'audit': {'ledger_path': str(ledger)},
+        'governance': {'store_dir': str(tmp_path / 'store'), 'trust_root_path': str(root_path),
+                       'autostart': False}})
+    topic = '/' + topics.GOVERNANCE_TRANSITIONS
+    assert probe.spin_until(lambda: probe.node.count_publishers(topic) > 0
+                            and probe.node.count_subscribers(topic) > 0, 30.0)
+    change = probe.node.create_client(ChangeState, '/governance/change_state')
+    assert change.wait_for_service(timeout_sec=30)
+    for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+        future = change.call_async(ChangeState.Request(transition=Transition(id=transition)))
+        assert probe.spin_until(future.done, 10.0) and future.result().success
+
+    def transitions():
+        return [(r['start'], r['goal']) for r in records_in(ledger, kind='lifecycle')
+                if r['event'] == 'transition']
+    assert probe.spin_until(lambda: len(transitions()) >= 4, 10.0), transitions()
+    assert ('unconfigured', 'configuring') in transitions()
+    assert ('inactive', 'activating') in transitions()
+
 def test_a_restart_comes_back_with_the_active_release(governance, start_graph):
     (r1, _), params, _, graph = governance
     assert flywheel('release', 'push', str(r1)).returncode == 0

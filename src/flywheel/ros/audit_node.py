@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lifecycle_msgs.msg import TransitionEvent
 from rclpy.node import Node
 
 from alignment_flywheel.msg import GateDecision, Incident, ReleaseEvent
@@ -38,6 +39,9 @@ class AuditNode(Node):
         self.create_subscription(Incident, topics.INCIDENTS, self.on_incident, qos.STREAM)
         self.create_subscription(ReleaseEvent, topics.RELEASE_EVENTS, self.on_release, qos.STREAM)
         self.create_service(ReportIncident, topics.REPORT_INCIDENT, self.on_report)
+        # lifecycle nodes announce every transition on <node>/transition_event
+        self.create_subscription(TransitionEvent, topics.GOVERNANCE_TRANSITIONS,
+                                 self.on_transition, qos.STREAM)
         self.create_timer(config.commit_interval, ledger.commit_if_due)
         self.get_logger().info(f'audit ledger {ledger_file} at record {ledger.seq}')
 
@@ -55,6 +59,11 @@ class AuditNode(Node):
             self.trail.release(release_record(msg), from_time(msg.header.stamp))
         except KeyError:
             self.get_logger().error(f'release event {msg.event} is outside the contract; ignored')
+
+    def on_transition(self, msg: TransitionEvent) -> None:
+        self.trail.lifecycle('transition', self.now_ns(), node='governance',
+                             transition=msg.transition.label, start=msg.start_state.label,
+                             goal=msg.goal_state.label)
 
     def on_incident(self, msg: Incident) -> None:
         try:

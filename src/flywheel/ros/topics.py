@@ -10,6 +10,7 @@ RELEASE_EVENTS = 'release_events'
 ORACLE_STATUS = 'oracle_status'
 ORACLE_RELEASE = 'oracle_release'
 ORACLE_ACTIVE = 'oracle/active_version'   # what the Oracle node actually runs
+GOVERNANCE_TRANSITIONS = 'governance/transition_event'   # published by rclpy's lifecycle node
 SUBMIT_RELEASE = 'submit_release'         # services
 ROLLBACK = 'rollback'
 GET_STATUS = 'get_status'
