@@ -5,8 +5,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091
 source "$here/.venv/bin/activate"
-# the ROS packages installed as wheels live in the venv prefix (message definitions, ament index)
-export AMENT_PREFIX_PATH="$(readlink -f "$here/.venv")${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # setup.bash reads unset variables; relax -u while sourcing it.
 set +u
 # shellcheck disable=SC1091

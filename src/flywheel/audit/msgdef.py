@@ -3,6 +3,7 @@ from the .msg files the packages install under share/<package>/msg/."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from flywheel.errors import FlywheelError
@@ -13,11 +14,17 @@ SEPARATOR = '=' * 80
 
 
 def msg_file(package: str, name: str) -> Path:
+    """The installed .msg file: found through the ament index, or in this interpreter's prefix,
+    where ROS packages installed as Python wheels put their share/ (a venv is not on the index
+    unless someone adds it)."""
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
     try:
-        path = Path(get_package_share_directory(package)) / 'msg' / f'{name}.msg'
-    except PackageNotFoundError as exc:
-        raise FlywheelError(f'message package {package!r} is not installed') from exc
+        share = Path(get_package_share_directory(package))
+    except PackageNotFoundError:
+        share = Path(sys.prefix) / 'share' / package
+        if not share.is_dir():
+            raise FlywheelError(f'message package {package!r} is not installed') from None
+    path = share / 'msg' / f'{name}.msg'
     if not path.is_file():
         raise FlywheelError(f'no definition of {package}/{name} at {path}')
     return path
