@@ -21,7 +21,7 @@ import numpy as np
 
 # Columns of Proposal.states.
 X, Y, YAW, V, W = range(5)
-_MAGIC = b'flywheel.proposal.v1\0'
+_MAGIC = b'flywheel.proposal.v2\0'
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,7 +29,8 @@ class Proposal:
     """A candidate from a Proposer, in plain data.
 
     ``states`` is an (N, 5) float64 array of [x, y, yaw, v, w] per trajectory point and ``t_ns``
-    the matching int64 times from ``stamp_ns``; ``command`` is the immediate (v, w).
+    the matching int64 times from ``stamp_ns``; ``command`` is the immediate (v, w). ``epoch`` is
+    the proposer's session (its start time); ``(epoch, seq)`` orders its proposals.
     """
 
     proposal_id: str
@@ -40,6 +41,12 @@ class Proposal:
     t_ns: np.ndarray
     states: np.ndarray
     command: tuple[float, float]
+    epoch: int = 1
+
+    @property
+    def horizon(self) -> float:
+        """Seconds from the stamp to the last trajectory point (0 for an empty trajectory)."""
+        return float(self.t_ns[-1]) * 1e-9 if len(self.t_ns) else 0.0
 
     @property
     def times(self) -> np.ndarray:
@@ -54,7 +61,7 @@ class Proposal:
         for text in (self.frame_id, self.proposal_id, self.proposer_id):
             raw = text.encode('utf-8')
             parts.append(struct.pack('<I', len(raw)) + raw)
-        parts.append(struct.pack('<qQI', self.stamp_ns, self.seq, len(t_ns)))
+        parts.append(struct.pack('<qQQI', self.stamp_ns, self.epoch, self.seq, len(t_ns)))
         parts.append(t_ns.tobytes())
         parts.append(states.tobytes())
         parts.append(struct.pack('<2d', *self.command))
@@ -67,13 +74,13 @@ class Proposal:
 
 
 def make_proposal(proposal_id: str, proposer_id: str, seq: int, frame_id: str, stamp_ns: int,
-                  t_ns, states, command) -> Proposal:
+                  t_ns, states, command, epoch: int = 1) -> Proposal:
     """Build a Proposal from array-likes, normalising dtypes and shapes (never validating)."""
     states = np.asarray(states, dtype=np.float64).reshape(-1, 5)
     t_ns = np.asarray(t_ns, dtype=np.int64).reshape(-1)
     v, w = command
     return Proposal(proposal_id, proposer_id, int(seq), frame_id, int(stamp_ns), t_ns, states,
-                    (float(v), float(w)))
+                    (float(v), float(w)), int(epoch))
 
 
 class Defect(enum.Enum):
@@ -87,6 +94,10 @@ class Defect(enum.Enum):
     UNKNOWN_PROPOSER = 'the proposer is not trusted'
     SHAPE_MISMATCH = 'times and states differ in length'
     COMMAND_MISMATCH = "the command is not the trajectory's first twist"
+    KINEMATIC_MISMATCH = 'a pose is not where the twist before it leads'
+    HORIZON_TOO_SHORT = 'the trajectory ends before the command would stop being honoured'
+    HORIZON_TOO_LONG = 'the trajectory lasts longer than allowed'
+    SAMPLE_GAP = 'two trajectory points are further apart in time than allowed'
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import enum
 from dataclasses import dataclass
 
 from flywheel.proposal import Defect
+from flywheel.signals import SafetySignals
 
 
 class Action(enum.IntEnum):
@@ -49,10 +50,31 @@ class Reason(enum.IntEnum):
     REPLAYED_SEQ = 21
     SHAPE_MISMATCH = 22
     COMMAND_MISMATCH = 23
+    KINEMATIC_MISMATCH = 24
+    HORIZON_TOO_SHORT = 25
+    HORIZON_TOO_LONG = 26
+    SAMPLE_GAP = 27
+    FUTURE_STAMP = 28
+    START_POSE_MISMATCH = 29
+    STALE_ODOMETRY = 30
+    HOLD_NOT_COVERED = 31
+    OVERLOAD = 32
+    OVERSIZE = 33
+    BAD_SIGNATURE = 34
+    REPLAYED_VERDICT = 35
+    INACTIVE = 36
+    SEQ_JUMP = 37
 
     @classmethod
     def of_defect(cls, defect: Defect) -> 'Reason':
         return cls[defect.name]
+
+
+class Subject(enum.IntEnum):
+    """What a Decision is about: the one decision of a proposal, or a verdict that was ignored."""
+
+    PROPOSAL = 0
+    VERDICT = 1
 
 
 @dataclass(frozen=True)
@@ -78,6 +100,9 @@ class Decision:
     command: tuple[float, float] | None
     stamp_ns: int
     latency_ns: int
+    subject: Subject = Subject.PROPOSAL
+    # The verdict applied (or ignored, for a VERDICT record); None when there was none.
+    signals: SafetySignals | None = None
 
     @property
     def reasons(self) -> tuple[Reason, ...]:

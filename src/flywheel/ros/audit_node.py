@@ -8,7 +8,7 @@ from pathlib import Path
 from lifecycle_msgs.msg import TransitionEvent
 from rclpy.node import Node
 
-from alignment_flywheel.msg import GateDecision, Incident, ReleaseEvent
+from alignment_flywheel.msg import GateDecision, Incident, GovernanceEvent
 from alignment_flywheel.msg import SafetySignals as SignalsMsg
 from alignment_flywheel.srv import ReportIncident
 from flywheel.audit.config import AuditConfig
@@ -17,7 +17,8 @@ from flywheel.audit.ledger import Ledger
 from flywheel.audit.trail import AuditTrail
 from flywheel.errors import IncidentError
 from flywheel.ros import qos, topics
-from flywheel.ros.convert import (decision_record, from_time, incident_report, release_record,
+from flywheel.ros.convert import from_time
+from flywheel.ros.records import (decision_record, incident_report, release_record,
                                   signals_record)
 from flywheel.ros.params import declare_config
 from flywheel.ros.run import run_node
@@ -37,7 +38,7 @@ class AuditNode(Node):
                                  qos.STREAM)
         self.create_subscription(SignalsMsg, topics.SAFETY_SIGNALS, self.on_signals, qos.STREAM)
         self.create_subscription(Incident, topics.INCIDENTS, self.on_incident, qos.STREAM)
-        self.create_subscription(ReleaseEvent, topics.RELEASE_EVENTS, self.on_release, qos.STREAM)
+        self.create_subscription(GovernanceEvent, topics.GOVERNANCE_EVENTS, self.on_release, qos.STREAM)
         self.create_service(ReportIncident, topics.REPORT_INCIDENT, self.on_report)
         # lifecycle nodes announce every transition on <node>/transition_event
         self.create_subscription(TransitionEvent, topics.GOVERNANCE_TRANSITIONS,
@@ -54,7 +55,7 @@ class AuditNode(Node):
     def on_decision(self, msg: GateDecision) -> None:
         self.trail.decision(decision_record(msg), from_time(msg.header.stamp))
 
-    def on_release(self, msg: ReleaseEvent) -> None:
+    def on_release(self, msg: GovernanceEvent) -> None:
         try:
             self.trail.release(release_record(msg), from_time(msg.header.stamp))
         except KeyError:

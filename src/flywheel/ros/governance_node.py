@@ -12,7 +12,7 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import String
 
-from alignment_flywheel.msg import OracleRelease, OracleStatus, ReleaseEvent
+from alignment_flywheel.msg import OracleRelease, OracleStatus, GovernanceEvent
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
 from flywheel.errors import FlywheelError, ReleaseError
 from flywheel.release.config import GovernanceConfig
@@ -59,7 +59,7 @@ class GovernanceNode(LifecycleNode):
                                                           qos.STATUS)
         self.release_pub = self.create_lifecycle_publisher(OracleRelease, topics.ORACLE_RELEASE,
                                                            qos.STATUS)
-        self.events_pub = self.create_lifecycle_publisher(ReleaseEvent, topics.RELEASE_EVENTS,
+        self.events_pub = self.create_lifecycle_publisher(GovernanceEvent, topics.GOVERNANCE_EVENTS,
                                                           qos.STREAM)
         active = governor.active
         self.get_logger().info(f'configured: store {store_dir}, root v'
@@ -102,20 +102,20 @@ class GovernanceNode(LifecycleNode):
         except (OSError, ReleaseError) as exc:
             response.reason = f'cannot read {request.bundle_path}: {exc}'
             return response
-        self._event(ReleaseEvent.EVENT_SUBMITTED, '', '', 'submitted')
+        self._event(GovernanceEvent.EVENT_SUBMITTED, '', '', 'submitted')
         previous = self.governor.active
         try:
             release = self.governor.submit(bundle, self.now())
         except ReleaseError:
             response.reason = self.governor.last_rejection
             self.get_logger().error(f'release refused: {response.reason}')
-            self._event(ReleaseEvent.EVENT_REJECTED, '', '', response.reason)
+            self._event(GovernanceEvent.EVENT_REJECTED, '', '', response.reason)
             self._publish_status()
             return response
         old = previous.oracle_version if previous else ''
-        self._event(ReleaseEvent.EVENT_VERIFIED, release.oracle_version, old, 'verified',
+        self._event(GovernanceEvent.EVENT_VERIFIED, release.oracle_version, old, 'verified',
                     release.bundle_sha256)
-        self._event(ReleaseEvent.EVENT_INSTALLED, release.oracle_version, old, 'installed',
+        self._event(GovernanceEvent.EVENT_INSTALLED, release.oracle_version, old, 'installed',
                     release.bundle_sha256)
         self.get_logger().info(f'release {release.number} (Oracle {release.oracle_version}) '
                                f'installed; swapping')
@@ -149,10 +149,10 @@ class GovernanceNode(LifecycleNode):
         except ReleaseError:
             response.reason = self.governor.last_rejection
             self.get_logger().error(f'rollback refused: {response.reason}')
-            self._event(ReleaseEvent.EVENT_REJECTED, '', from_version, response.reason)
+            self._event(GovernanceEvent.EVENT_REJECTED, '', from_version, response.reason)
             self._publish_status()
             return response
-        self._event(ReleaseEvent.EVENT_ROLLED_BACK, release.oracle_version, from_version,
+        self._event(GovernanceEvent.EVENT_ROLLED_BACK, release.oracle_version, from_version,
                     f'signed by {request.key_id[:16]}', release.bundle_sha256)
         self._publish_release()
         self._publish_status()
@@ -207,7 +207,7 @@ class GovernanceNode(LifecycleNode):
 
     def _event(self, event: int, version: str, previous: str, reason: str,
                sha256: str = '') -> None:
-        msg = ReleaseEvent(event=event, oracle_version=version, previous_version=previous,
+        msg = GovernanceEvent(event=event, oracle_version=version, previous_version=previous,
                            bundle_sha256=sha256, reason=reason, actor=self.get_name())
         msg.header.stamp = to_time(self.get_clock().now().nanoseconds)
         self.events_pub.publish(msg)

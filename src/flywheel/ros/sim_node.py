@@ -7,18 +7,33 @@ from __future__ import annotations
 
 import math
 
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Point, Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 
 from alignment_flywheel.msg import Incident
 from flywheel.ros import qos, topics
-from flywheel.ros.convert import incident_from_event, to_time
+from flywheel.ros.convert import to_time
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import run_node
 from flywheel.sim.config import SimConfig
-from flywheel.sim.sim import Sim
+from flywheel.sim.sim import EventKind, Sim, SimEvent
 from flywheel.sim.world import load_world
+
+_SEVERITY = {EventKind.COLLISION: Incident.SEVERITY_COLLISION,
+             EventKind.NEAR_MISS: Incident.SEVERITY_NEAR_MISS}
+
+
+def incident_from_event(e: SimEvent, frame_id: str, reporter: str, number: int) -> Incident:
+    msg = Incident()
+    msg.header.stamp = to_time(e.stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.incident_id = f'{reporter}/{number}'
+    msg.severity = _SEVERITY[e.kind]
+    msg.position = Point(x=e.x, y=e.y)
+    msg.object_id, msg.distance, msg.reporter = e.object_id, e.distance, reporter
+    msg.description = f'{e.kind.value} with {e.object_id} at ({e.x:.2f}, {e.y:.2f})'
+    return msg
 
 
 class SimNode(Node):
