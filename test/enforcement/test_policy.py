@@ -5,6 +5,8 @@ import math
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flywheel.enforcement.decision import Action, Finding, Reason, most_restrictive
 from flywheel.enforcement.policy import parse_policy
@@ -78,9 +80,24 @@ def test_uncertainty_escalation_can_be_switched_off(policy):
     assert quiet.assess(signals(prediction_uncertainty=0.99)) == []
 
 
-def test_degrade_scales_then_clamps(policy):
+def test_degrade_scales_both_velocities_by_one_factor(policy):
     assert policy.degrade.apply(0.4, 0.2) == (0.2, 0.1)
-    assert policy.degrade.apply(1.0, -2.0) == (0.3, -0.6)
+    assert policy.degrade.apply(1.0, -2.0) == pytest.approx((0.3, -0.6))
+
+
+@given(v=st.floats(-3, 3), w=st.floats(-3, 3))
+def test_degrade_never_changes_the_path_curvature(policy, v, w):
+    """Clamping v and w separately bends the path onto an arc that was never scored."""
+    dv, dw = policy.degrade.apply(v, w)
+    assert abs(dv) <= policy.degrade.max_linear + 1e-12
+    assert abs(dw) <= policy.degrade.max_angular + 1e-12
+    assert dv * w == pytest.approx(dw * v, abs=1e-12)     # same w/v: same arc
+    assert 0 <= (dv / v if v else dw / w if w else 0) <= policy.degrade.speed_scale + 1e-12
+
+
+def test_an_oracle_shed_verdict_is_an_overload_block(policy):
+    found = policy.assess(signals(evidence_status=EvidenceStatus.SHED))
+    assert [(f.action, f.reason) for f in found] == [(Action.BLOCK, Reason.OVERLOAD)]
 
 
 def edited(path, value):

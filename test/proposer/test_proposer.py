@@ -6,12 +6,12 @@ from flywheel.proposer.route import RoutePlanner
 ROUTE = [[2.0, 1.0], [10.5, 1.0]]
 
 
-def test_proposals_are_numbered_from_the_start_time_and_stamped():
-    proposer = Proposer('proposer', RoutePlanner(ROUTE), 'map', start_ns=5_000_000_000)
+def test_proposals_are_numbered_from_1_within_the_epoch_and_stamped():
+    proposer = Proposer('proposer', RoutePlanner(ROUTE), 'map', epoch=77)
     a = proposer.propose(RobotState(1.5, 1.0, 0.0), 5_100_000_000)
     b = proposer.propose(RobotState(1.5, 1.0, 0.0), 5_200_000_000)
-    assert (a.seq, b.seq) == (5001, 5002)
-    assert a.proposal_id == 'proposer/5001' and a.stamp_ns == 5_100_000_000
+    assert (a.epoch, a.seq, b.seq) == (77, 1, 2)
+    assert a.proposal_id == 'proposer/77/1' and a.stamp_ns == 5_100_000_000
     assert a.frame_id == 'map' and a.t_ns[1] == 100_000_000
 
 

@@ -2,7 +2,10 @@
 separate processes, always stopped at teardown, even when the test fails."""
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
+import threading
 import time
 from typing import Callable
 
@@ -10,11 +13,24 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from geometry_msgs.msg import Twist  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
+from alignment_flywheel.msg import GateDecision, Proposal as ProposalMsg  # noqa: E402
+from alignment_flywheel.msg import SafetySignals as SignalsMsg  # noqa: E402
 from flywheel.cli.graph import Graph  # noqa: E402
+from flywheel.oracle.oracle import Oracle  # noqa: E402
+from flywheel.proposal import ProposalLimits  # noqa: E402
+from flywheel.ros import qos, topics  # noqa: E402
+from flywheel.ros.convert import signals_to_msg, to_time  # noqa: E402
+from flywheel.ros.transport import configure_transport  # noqa: E402
+from flywheel.wire import encode_proposal  # noqa: E402
 from test.conftest import CONFIG  # noqa: E402
+from test.helpers import straight  # noqa: E402
+
+configure_transport()      # the test process talks to the nodes as they talk to each other
 
 
 class Probe:
@@ -79,6 +95,132 @@ def start_graph(tmp_path):
     yield start
     for graph in graphs:
         graph.stop()
+
+
+class OdometryFeed:
+    """Publishes the robot's odometry at 50 Hz from its own thread (stamped now), as a base
+    would, whatever the test's thread is doing; pause() makes it stale."""
+
+    def __init__(self, probe: Probe, x: float, y: float, yaw: float, frame: str = 'map'):
+        self.pub = probe.node.create_publisher(Odometry, topics.ODOM, qos.SENSOR)
+        self.probe, self.pose, self.frame = probe, (x, y, yaw), frame
+        self._paused = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            if self._paused.is_set():
+                continue
+            msg = Odometry()
+            msg.header.stamp = to_time(self.probe.now_ns())
+            msg.header.frame_id = self.frame
+            x, y, yaw = self.pose
+            msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
+            msg.pose.pose.orientation.z = math.sin(yaw / 2)
+            msg.pose.pose.orientation.w = math.cos(yaw / 2)
+            try:
+                self.pub.publish(msg)
+            except Exception:  # noqa: BLE001 - the probe is being torn down
+                return
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
+class GateIO:
+    """A Gate process and a probe that drives it: proposals (as bytes), verdicts from the real
+    Oracle core (numbered and stamped as the Oracle node does), odometry, and what comes back."""
+
+    START = (1.5, 1.0, 0.0)
+
+    def __init__(self, probe, graph, spec, command_type):
+        self.probe, self.graph = probe, graph
+        self.proposals = probe.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
+        self.signals = probe.node.create_publisher(SignalsMsg, topics.SAFETY_SIGNALS, qos.STREAM)
+        self.commands = probe.collect(command_type, topics.CMD_VEL, qos.COMMAND)
+        self.decisions = probe.collect(GateDecision, topics.GATE_DECISIONS, qos.RECORDS)
+        self.oracle = Oracle(spec, ProposalLimits())
+        self.odometry = OdometryFeed(probe, *self.START)
+        self.epoch = time.time_ns()
+        self.seq = 0
+        self.verdict_seq = 0
+
+    @classmethod
+    def start(cls, probe, start_graph, spec, gate_params=None, command_type=Twist) -> 'GateIO':
+        graph = start_graph(['gate'], {'gate': gate_params or {}})
+        io = cls(probe, graph, spec, command_type)
+        wait_matched(probe, io.proposals)
+        wait_matched(probe, io.signals)
+        assert probe.spin_until(lambda: io.commands, 20.0), 'the gate never published'
+        io.handshake()
+        return io
+
+    def make(self, **kwargs):
+        self.seq += 1
+        x, y, yaw = kwargs.pop('x', self.START[0]), kwargs.pop('y', self.START[1]), self.START[2]
+        p = straight(x, y, yaw, kwargs.pop('v', 0.5), seq=kwargs.pop('seq', self.seq),
+                     stamp_ns=self.probe.now_ns(), **kwargs)
+        return dataclasses.replace(p, epoch=self.epoch)
+
+    def propose(self, **kwargs):
+        p = self.make(**kwargs)
+        self.proposals.publish(encode_proposal(p))
+        return p
+
+    def verdict(self, p, **changes) -> SignalsMsg:
+        self.verdict_seq += 1
+        changes.setdefault('stamp_ns', self.probe.now_ns())
+        v = dataclasses.replace(self.oracle.evaluate(p), epoch=self.epoch, seq=self.verdict_seq,
+                                **changes)
+        msg = signals_to_msg(v, 'map')
+        self.signals.publish(msg)
+        return msg
+
+    def decisions_for(self, p) -> list:
+        return [d for d in self.decisions if d.proposal_id == p.proposal_id]
+
+    def handshake(self) -> None:
+        """Discovery is not symmetric: make sure the Gate hears both our proposals and our
+        verdicts (an untrusted proposer and a verdict for no proposal are each decided at once)
+        before the test sends anything that counts."""
+        for topic in ('proposals', 'signals'):
+            for _ in range(100):
+                ghost = self.make(proposer_id='handshake')
+                if topic == 'proposals':
+                    self.proposals.publish(encode_proposal(ghost))
+                else:
+                    self.verdict(ghost)
+                if self.probe.spin_until(lambda: self.decisions_for(ghost), 0.3):
+                    break
+            else:
+                raise AssertionError(f'the gate never heard our {topic}')
+        self.decisions.clear()
+
+
+def decision_for(io: GateIO, p, timeout: float = 5.0):
+    """The PROPOSAL decision for p (waits for it)."""
+    def found():
+        return [d for d in io.decisions_for(p) if d.subject == GateDecision.SUBJECT_PROPOSAL]
+    assert io.probe.spin_until(found, timeout), f'no decision for {p.proposal_id}'
+    return found()[0]
+
+
+def moving(commands) -> list:
+    twists = [getattr(c, 'twist', c) for c in commands]
+    return [t for t in twists if t.linear.x != 0.0 or t.angular.z != 0.0]
+
+
+@pytest.fixture
+def gate_io(probe, start_graph, spec):
+    io = GateIO.start(probe, start_graph, spec)
+    yield io
+    io.odometry.close()
 
 
 def wait_matched(probe: Probe, entity, timeout: float = 20.0) -> None:

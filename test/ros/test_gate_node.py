@@ -1,117 +1,54 @@
-"""The Gate node over real DDS: only verdicts that bind release a command; bad input is BLOCKed;
-with nothing approved it publishes stop on its own clock."""
+"""The Gate node over real DDS: only verdicts that bind release a command; bad input is BLOCKed
+with a reason and never converted when oversize; ignored verdicts are recorded; with nothing
+approved it publishes stop on its own clock; stamped output; a stop on the way out."""
 from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 
 import numpy as np
 import pytest
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import TwistStamped
+from rclpy.serialization import serialize_message
 
-from alignment_flywheel.msg import GateDecision, Proposal as ProposalMsg
-from alignment_flywheel.msg import SafetySignals as SignalsMsg
-from flywheel.oracle.oracle import Oracle
-from flywheel.proposal import ProposalLimits, make_proposal
-from flywheel.ros import qos, topics
-from flywheel.ros.convert import proposal_to_msg, signals_to_msg
+from alignment_flywheel.msg import GateDecision
+from flywheel.ros.convert import from_time, proposal_to_msg, signals_to_msg
+from flywheel.wire import encode_proposal
 from test.helpers import straight
-from test.ros.conftest import wait_matched
+from test.ros.conftest import GateIO, decision_for, moving
 
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture
-def gate_io(probe, start_graph, spec):
-    start_graph(['gate'])
-    io = dataclasses.make_dataclass('GateIO', ['probe', 'proposals', 'signals', 'commands',
-                                               'decisions', 'oracle', 'seq'])(
-        probe,
-        probe.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM),
-        probe.node.create_publisher(SignalsMsg, topics.SAFETY_SIGNALS, qos.STREAM),
-        probe.collect(Twist, topics.CMD_VEL, qos.COMMAND),
-        probe.collect(GateDecision, topics.GATE_DECISIONS, qos.STREAM),
-        Oracle(spec, ProposalLimits()), [100])
-    wait_matched(probe, io.proposals)
-    wait_matched(probe, io.signals)
-    assert probe.spin_until(lambda: io.commands, 20.0), 'the gate never published'
-    handshake(io)
-    return io
-
-
-def handshake(io) -> None:
-    """Discovery is not symmetric: make sure the Gate hears both our proposals and our verdicts
-    (an untrusted proposer and a verdict for no proposal are each decided at once)."""
-    for topic in ('proposals', 'signals'):
-        for attempt in range(100):
-            ghost = straight(1.5, 1.0, 0.0, 0.5, seq=attempt, proposer_id='handshake',
-                             stamp_ns=io.probe.now_ns())
-            if topic == 'proposals':
-                io.proposals.publish(proposal_to_msg(ghost))
-            else:
-                io.signals.publish(signals_to_msg(io.oracle.evaluate(ghost), io.probe.now_ns(),
-                                                  'map', 0))
-            if io.probe.spin_until(
-                    lambda: any(d.proposal_id == ghost.proposal_id for d in io.decisions), 0.2):
-                break
-        else:
-            raise AssertionError(f'the gate never heard our {topic}')
-    io.decisions.clear()
-
-
-def propose(io, **kwargs):
-    io.seq[0] += 1
-    p = straight(1.5, 1.0, 0.0, 0.5, seq=io.seq[0], stamp_ns=io.probe.now_ns(), **kwargs)
-    io.proposals.publish(proposal_to_msg(p))
-    return p
-
-
-def send_verdict(io, p, **changes):
-    v = dataclasses.replace(io.oracle.evaluate(p), **changes)
-    stamp = changes.pop('stamp_ns', io.probe.now_ns())
-    msg = signals_to_msg(v, stamp, 'map', 0)
-    io.signals.publish(msg)
-    return msg
-
-
-def decision_for(io, p, timeout=5.0):
-    def found():
-        return [d for d in io.decisions if d.proposal_id == p.proposal_id]
-    assert io.probe.spin_until(found, timeout), f'no decision for {p.proposal_id}'
-    return found()[0]
-
-
-def moving(commands):
-    return [c for c in commands if c.linear.x != 0.0 or c.angular.z != 0.0]
-
-
 def test_with_nothing_approved_the_gate_publishes_stop(gate_io):
-    gate_io.probe.spin_for(0.2)
-    assert gate_io.commands and not moving(gate_io.commands)
+    n = len(gate_io.commands)
+    assert gate_io.probe.spin_until(lambda: len(gate_io.commands) >= n + 5, 2.0)
+    assert not moving(gate_io.commands)
 
 
-def test_an_honest_verdict_releases_exactly_that_command(gate_io):
-    p = propose(gate_io)
-    gate_io.probe.spin_for(0.05)
-    send_verdict(gate_io, p)
+def test_an_honest_verdict_releases_exactly_that_command(gate_io: GateIO):
+    p = gate_io.propose()
+    gate_io.verdict(p)
     d = decision_for(gate_io, p)
     assert d.action == GateDecision.ACTION_ALLOW and d.proposal_digest == p.digest
     assert d.command_published and d.command.linear.x == 0.5
+    assert d.subject == GateDecision.SUBJECT_PROPOSAL and d.seq >= 1 and d.epoch > 0
+    assert len(d.signals) == 1 and d.signals[0].proposal_digest == p.digest
     assert gate_io.probe.spin_until(lambda: moving(gate_io.commands), 2.0)
     assert moving(gate_io.commands)[0].linear.x == 0.5
 
 
 @pytest.mark.parametrize('forgery, reason', [
-    (dict(proposal_digest='0' * 64), GateDecision.REASON_DIGEST_MISMATCH),
     (dict(oracle_version='0.0.1-rogue'), GateDecision.REASON_UNKNOWN_ORACLE_VERSION),
-    (dict(stamp_ns=-1), GateDecision.REASON_STALE_VERDICT),
+    (dict(stamp_ns=-2_000_000_000), GateDecision.REASON_STALE_VERDICT),
+    (dict(scored_hold=0.1), GateDecision.REASON_HOLD_NOT_COVERED),
 ])
 def test_a_verdict_that_does_not_bind_releases_nothing(gate_io, forgery, reason):
-    p = propose(gate_io)
-    gate_io.probe.spin_for(0.05)
-    if forgery.get('stamp_ns') == -1:
-        forgery['stamp_ns'] = gate_io.probe.now_ns() - 2_000_000_000
-    send_verdict(gate_io, p, **forgery)
+    p = gate_io.propose()
+    if 'stamp_ns' in forgery:
+        forgery['stamp_ns'] += gate_io.probe.now_ns()
+    gate_io.verdict(p, **forgery)
     d = decision_for(gate_io, p)
     assert d.action == GateDecision.ACTION_BLOCK and reason in d.reasons
     assert not d.command_published
@@ -119,58 +56,141 @@ def test_a_verdict_that_does_not_bind_releases_nothing(gate_io, forgery, reason)
     assert not moving(gate_io.commands)
 
 
+def test_a_verdict_for_another_digest_is_recorded_and_the_real_one_decides(gate_io):
+    p = gate_io.propose()
+    gate_io.verdict(p, proposal_digest='0' * 64)
+    gate_io.verdict(p)
+    assert gate_io.probe.spin_until(lambda: len(gate_io.decisions_for(p)) == 2, 5.0)
+    ignored, decided = sorted(gate_io.decisions_for(p), key=lambda d: d.subject, reverse=True)
+    assert (ignored.subject, list(ignored.reasons)) == (
+        GateDecision.SUBJECT_VERDICT, [GateDecision.REASON_DIGEST_MISMATCH])
+    assert decided.subject == GateDecision.SUBJECT_PROPOSAL
+    assert decided.action == GateDecision.ACTION_ALLOW
+
+
 def test_a_replayed_verdict_releases_nothing_more(gate_io):
-    p = propose(gate_io)
-    gate_io.probe.spin_for(0.05)
-    verdict = send_verdict(gate_io, p)
+    p = gate_io.propose()
+    verdict = gate_io.verdict(p)
     decision_for(gate_io, p)
-    assert gate_io.probe.spin_until(lambda: moving(gate_io.commands), 2.0)
-    released = len(moving(gate_io.commands))
     gate_io.signals.publish(verdict)                 # the same verdict again
-    gate_io.probe.spin_for(0.5)
-    assert len(moving(gate_io.commands)) == released
-    assert len([d for d in gate_io.decisions if d.proposal_id == p.proposal_id]) == 1
+    assert gate_io.probe.spin_until(lambda: len(gate_io.decisions_for(p)) == 2, 5.0)
+    again = [d for d in gate_io.decisions_for(p) if d.subject == GateDecision.SUBJECT_VERDICT]
+    assert [list(d.reasons) for d in again] == [[GateDecision.REASON_REPLAYED_VERDICT]]
+    assert not again[0].command_published
 
 
-def test_a_verdict_for_a_proposal_never_seen_is_blocked(gate_io):
-    ghost = straight(1.5, 1.0, 0.0, 0.5, seq=1, stamp_ns=gate_io.probe.now_ns())
-    send_verdict(gate_io, ghost)
-    d = decision_for(gate_io, ghost)
+def test_a_verdict_for_a_proposal_never_seen_is_recorded(gate_io):
+    ghost = gate_io.make(seq=10**6)
+    gate_io.verdict(ghost)
+    assert gate_io.probe.spin_until(lambda: gate_io.decisions_for(ghost), 5.0)
+    d, = gate_io.decisions_for(ghost)
+    assert d.subject == GateDecision.SUBJECT_VERDICT
     assert GateDecision.REASON_UNKNOWN_PROPOSAL in d.reasons and not d.command_published
 
 
-def bad_msg(kind: str, io) -> ProposalMsg:
-    io.seq[0] += 1
-    seq, now = io.seq[0], io.probe.now_ns()
+def test_without_fresh_odometry_nothing_is_approved(gate_io):
+    gate_io.odometry.pause()
+    gate_io.probe.spin_for(0.3)
+    p = gate_io.propose()
+    gate_io.verdict(p)
+    d = decision_for(gate_io, p)
+    assert list(d.reasons) == [GateDecision.REASON_STALE_ODOMETRY] and not d.command_published
+
+
+def test_a_trajectory_that_does_not_start_at_the_robot_is_refused(gate_io):
+    p = gate_io.propose(y=2.0)
+    gate_io.verdict(p)
+    d = decision_for(gate_io, p)
+    assert list(d.reasons) == [GateDecision.REASON_START_POSE_MISMATCH]
+
+
+def bad_bytes(kind: str, io: GateIO) -> tuple[str, bytes]:
     if kind == 'empty':
-        return proposal_to_msg(make_proposal(f'proposer/{seq}', 'proposer', seq, 'map', now, [],
-                                             np.empty((0, 5)), (0.0, 0.0)))
-    p = straight(1.5, 1.0, 0.0, 0.5, seq=seq, stamp_ns=now,
-                 points=201 if kind == 'too_many' else 20,
-                 frame_id='odom' if kind == 'frame' else 'map',
-                 proposer_id='mallory' if kind == 'proposer' else 'proposer')
-    msg = proposal_to_msg(p)
+        p = dataclasses.replace(io.make(), t_ns=np.zeros(0, np.int64), states=np.empty((0, 5)))
+        return p.proposal_id, encode_proposal(p)
+    p = io.make(points=201 if kind == 'too_many' else 20,
+                frame_id='odom' if kind == 'frame' else 'map',
+                proposer_id='mallory' if kind == 'proposer' else 'proposer')
     if kind == 'nan':
-        msg.trajectory[4].pose.position.x = math.nan
+        p.states[4, 0] = math.nan
     elif kind == 'inf':
-        msg.command.linear.x = math.inf
+        p = dataclasses.replace(p, command=(math.inf, 0.0))
     elif kind == 'time':
-        msg.trajectory[5].time_from_start = msg.trajectory[3].time_from_start
-    return msg
+        p.t_ns[5] = p.t_ns[3]
+    elif kind == 'future':
+        p = dataclasses.replace(p, stamp_ns=p.stamp_ns + 3600 * 10**9)
+    elif kind == 'huge':
+        p = dataclasses.replace(straight(1.5, 1.0, 0.0, 0.5, points=100_000), proposal_id='big/1')
+    elif kind == 'truncated':
+        return p.proposal_id, encode_proposal(p)[:500]
+    return p.proposal_id, encode_proposal(p)
 
 
 @pytest.mark.parametrize('kind, reason', [
     ('nan', GateDecision.REASON_NON_FINITE), ('inf', GateDecision.REASON_NON_FINITE),
     ('empty', GateDecision.REASON_EMPTY_TRAJECTORY),
     ('time', GateDecision.REASON_NON_MONOTONIC_TIME),
-    ('too_many', GateDecision.REASON_TOO_MANY_POINTS),
+    ('too_many', GateDecision.REASON_OVERSIZE),
+    ('huge', GateDecision.REASON_OVERSIZE),
+    ('truncated', GateDecision.REASON_MALFORMED),
     ('frame', GateDecision.REASON_WRONG_FRAME),
+    ('future', GateDecision.REASON_FUTURE_STAMP),
     ('proposer', GateDecision.REASON_UNKNOWN_PROPOSER)])
 def test_malformed_proposals_are_blocked_with_a_reason(gate_io, kind, reason):
-    msg = bad_msg(kind, gate_io)
-    gate_io.proposals.publish(msg)
+    proposal_id, raw = bad_bytes(kind, gate_io)
+    gate_io.proposals.publish(raw)
     assert gate_io.probe.spin_until(
-        lambda: any(d.proposal_id == msg.proposal_id for d in gate_io.decisions), 5.0)
-    d = next(d for d in gate_io.decisions if d.proposal_id == msg.proposal_id)
+        lambda: any(d.proposal_id == proposal_id for d in gate_io.decisions), 5.0)
+    d = next(d for d in gate_io.decisions if d.proposal_id == proposal_id)
     assert d.action == GateDecision.ACTION_BLOCK and reason in d.reasons
     assert not d.command_published and not moving(gate_io.commands)
+
+
+def test_an_oversize_verdict_is_recorded_and_ignored(gate_io):
+    p = gate_io.propose()
+    forged = signals_to_msg(dataclasses.replace(gate_io.oracle.evaluate(p),
+                                                stamp_ns=gate_io.probe.now_ns()), 'map')
+    gate_io.signals.publish(serialize_message(forged) + bytes(40_000))   # then 40 KB of junk
+    gate_io.verdict(p)
+    assert decision_for(gate_io, p).action == GateDecision.ACTION_ALLOW
+    assert gate_io.probe.spin_until(lambda: any(
+        GateDecision.REASON_OVERSIZE in d.reasons and d.subject == GateDecision.SUBJECT_VERDICT
+        for d in gate_io.decisions), 5.0)
+
+
+def test_decisions_are_numbered_without_gaps(gate_io):
+    for _ in range(5):
+        gate_io.verdict(gate_io.propose())
+    assert gate_io.probe.spin_until(lambda: len(gate_io.decisions) >= 5, 5.0)
+    seqs = [d.seq for d in gate_io.decisions]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert len({d.epoch for d in gate_io.decisions}) == 1
+
+
+def test_stamped_output_carries_the_send_time(probe, start_graph, spec):
+    io = GateIO.start(probe, start_graph, spec, {'stamped': True}, command_type=TwistStamped)
+    p = io.propose()
+    io.verdict(p)
+    decision_for(io, p)
+    assert probe.spin_until(lambda: any(c.twist.linear.x == 0.5 for c in io.commands), 2.0)
+    going = next(c for c in io.commands if c.twist.linear.x == 0.5)
+    assert abs(from_time(going.header.stamp) - probe.now_ns()) < 500_000_000
+
+
+def test_the_gate_says_stop_on_its_way_out(gate_io):
+    p = gate_io.propose()
+    gate_io.verdict(p)
+    assert gate_io.probe.spin_until(lambda: moving(gate_io.commands), 2.0)
+    gate_io.graph.processes['gate'].send_signal(signal.SIGINT)
+    assert gate_io.graph.processes['gate'].wait(timeout=10) == 0
+    gate_io.probe.spin_for(0.2)
+    assert gate_io.commands[-1].linear.x == 0.0 and gate_io.commands[-1].angular.z == 0.0
+
+
+def test_the_proposal_layout_on_the_wire_is_the_message(gate_io):
+    """The bytes the Gate reads are those any ROS node sends for alignment_flywheel/Proposal."""
+    p = gate_io.make()
+    gate_io.proposals.publish(proposal_to_msg(p))
+    gate_io.verdict(p)
+    assert decision_for(gate_io, p).action == GateDecision.ACTION_ALLOW
+

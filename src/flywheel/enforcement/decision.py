@@ -64,6 +64,7 @@ class Reason(enum.IntEnum):
     REPLAYED_VERDICT = 35
     INACTIVE = 36
     SEQ_JUMP = 37
+    MALFORMED = 38
 
     @classmethod
     def of_defect(cls, defect: Defect) -> 'Reason':

@@ -1,25 +1,35 @@
-"""The Gate: turns (proposal, verdict) pairs into decisions and publishes only approved commands.
+"""The Gate: turns (proposal, verdict) pairs into decisions and says which command may be in force.
 
 Invariants, each tested:
-- A non-zero command is released only by an ALLOW/DEGRADE decision on a verdict whose digest equals
-  the digest the Gate computed for the proposal it holds, from an accepted Oracle version, fresh.
-- Every proposal gets exactly one Decision (a verdict, a rejection, or NO_VERDICT on timeout).
-  DDS may deliver a verdict before the proposal it names (the Oracle's path can be faster than the
-  Gate's own subscription); such a verdict waits up to ``verdict_timeout`` for its proposal, and
-  is decided UNKNOWN_PROPOSAL only if none comes.
-- On its own clock: `tick` says stop unless an approved command will still be younger than
-  ``command_timeout`` at the next tick, so no approval is honoured for longer than that.
-Time is passed in (``now_ns``); the Gate never reads a clock.
+- A non-zero command is approved only by an ALLOW/DEGRADE decision on a verdict whose digest equals
+  the digest the Gate computed for the proposal it holds, from an accepted Oracle version, fresh,
+  covering a hold at least as long as the Gate's (``GateConfig.hold``), for a trajectory that starts
+  where fresh odometry in the world frame puts the robot (within the tolerances the verdict scored).
+- Every proposal gets exactly one PROPOSAL decision: on arrival (malformed, replayed, stale, from the
+  future), on its verdict, or NO_VERDICT after ``verdict_timeout``. A verdict that cannot decide it
+  (for another digest, replayed, for no proposal) is recorded as a VERDICT decision and ignored, so
+  the proposal still gets its real verdict: a bad verdict cannot hijack a good one.
+- A proposal's (epoch, seq) is decided at most once and only ever moves forward per proposer; a
+  restarted proposer starts a newer epoch.
+- No approval is honoured for longer than ``command_timeout`` on the steady clock: ``approval``
+  carries its own deadline, so whoever publishes commands (the node's output thread) needs nothing
+  else from the Gate to fail closed, and a stalled ROS clock cannot extend it.
+Time is passed in (``Now``); the Gate never reads a clock.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+import math
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
-from flywheel.enforcement.decision import Action, Decision, Finding, Reason, most_restrictive
+from flywheel.enforcement.config import GateConfig
+from flywheel.enforcement.decision import (Action, Decision, Finding, Reason, Subject,
+                                           most_restrictive)
 from flywheel.enforcement.policy import RiskPolicy
-from flywheel.proposal import Proposal, ProposalLimits, check_proposal
-from flywheel.settings import setting
+from flywheel.kinematics import wrap
+from flywheel.odometry import Odometry, odometry_problem
+from flywheel.oracle_status import OracleStatus, status_problem
+from flywheel.proposal import Proposal, check_proposal
 from flywheel.signals import SafetySignals
 
 STOP = (0.0, 0.0)
@@ -27,41 +37,30 @@ DECIDED_MEMORY = 4096
 
 
 @dataclass(frozen=True)
-class GateConfig:
-    """Parameters of the Gate (node `gate`)."""
+class Now:
+    """One instant on the three clocks the Gate needs.
 
-    policy_path: str = setting('policy.yaml', 'Risk policy YAML; relative paths resolve against '
-                               "the package's config directory.", read_only=True)
-    accepted_oracle_versions: tuple[str, ...] = setting(
-        ['1.0.0'], 'Oracle versions whose verdicts count.', read_only=True)
-    command_timeout: float = setting(0.3, 'An approved command is honoured this long (s); then '
-                                     'the Gate publishes stop.', lo=0.01, hi=5.0, read_only=True)
-    tick_period: float = setting(0.02, 'Gate clock period (s): the fail-closed check runs this '
-                                 'often.', lo=0.001, hi=1.0, read_only=True)
-    verdict_timeout: float = setting(0.25, 'A proposal with no verdict after this long (s) is '
-                                     'decided NO_VERDICT.', lo=0.001, hi=5.0, read_only=True)
-    signal_timeout: float = setting(0.2, 'A verdict stamped longer ago than this (s) is stale.',
-                                    lo=0.001, hi=5.0, read_only=True)
-    proposal_timeout: float = setting(0.5, 'A proposal stamped longer ago than this (s) is stale.',
-                                      lo=0.001, hi=10.0, read_only=True)
-    max_pending: int = setting(64, 'Proposals held waiting for verdicts; the oldest is decided '
-                               'NO_VERDICT when full.', lo=1, hi=10000, read_only=True)
-    frame_id: str = setting('map', 'World frame every proposal must be in.', read_only=True)
-    max_points: int = setting(200, 'Most trajectory points a proposal may carry.', lo=1,
-                              hi=100000, read_only=True)
-    allowed_proposers: tuple[str, ...] = setting(['proposer'], 'Trusted proposer ids.',
-                                                 read_only=True)
-    follow_governance: bool = setting(True, 'Take the accepted Oracle versions from governance '
-                                      'status once it is heard (it replaces '
-                                      'accepted_oracle_versions).', read_only=True)
+    ``ros_ns`` (ROS time; sim time under use_sim_time) is compared with message stamps;
+    ``steady_ns`` (monotonic) bounds how long an approval is honoured; ``wall_ns`` is compared with
+    epochs, which are wall-clock start times of the proposer and Oracle processes.
+    """
 
-    def __post_init__(self):
-        if self.tick_period >= self.command_timeout:
-            raise ValueError(f'tick_period: must be shorter than command_timeout '
-                             f'({self.command_timeout}), got {self.tick_period}')
+    ros_ns: int
+    steady_ns: int
+    wall_ns: int
 
-    def limits(self) -> ProposalLimits:
-        return ProposalLimits(self.frame_id, self.max_points, tuple(self.allowed_proposers))
+
+@dataclass(frozen=True)
+class Approval:
+    """The one command that may be in force, until ``until_steady_ns``."""
+
+    command: tuple[float, float]
+    proposal_id: str
+    decided_ros_ns: int
+    until_steady_ns: int
+
+    def in_force(self, steady_ns: int) -> bool:
+        return steady_ns < self.until_steady_ns
 
 
 @dataclass
@@ -76,148 +75,275 @@ class Gate:
     def __init__(self, policy: RiskPolicy, config: GateConfig):
         self.policy = policy
         self.config = config
-        self.accepted_versions = frozenset(config.accepted_oracle_versions)
+        # With a trust root, governance's signed status alone says which versions count: none
+        # until a fresh one is heard (a newer installed release must never be bypassed).
+        self.accepted_versions = (frozenset() if config.trust_root_path
+                                  else frozenset(config.accepted_oracle_versions))
+        self._last_status: tuple[int, int] | None = None
+        self.approval: Approval | None = None
+        self.counts: Counter[str] = Counter()    # by action, reason and event, for status
         self._limits = config.limits()
+        self._odometry: Odometry | None = None
         self._held: OrderedDict[str, _Held] = OrderedDict()
-        self._last_seen: dict[str, tuple[int, int]] = {}   # proposer -> (seq, stamp_ns)
-        self._last_approved_seq: dict[str, int] = {}
-        self._approved_ns: int | None = None
+        self._last_seen: dict[str, tuple[int, int]] = {}      # proposer -> (epoch, seq)
+        self._last_approved: dict[str, tuple[int, int]] = {}  # proposer -> (epoch, seq)
+        self._last_verdict: dict[str, tuple[int, int]] = {}   # signing key -> (epoch, seq)
         # Recently decided proposal ids: their late verdicts are dropped, not decided twice.
         self._decided: OrderedDict[str, None] = OrderedDict()
-        # Verdicts that arrived before their proposal: id -> (signals, received_ns).
+        # Verdicts that arrived before their proposal: id -> (signals, received steady ns).
         self._early: OrderedDict[str, tuple[SafetySignals, int]] = OrderedDict()
 
     # -- inputs ---------------------------------------------------------------------------------
 
-    def on_proposal(self, proposal: Proposal, now_ns: int) -> list[Decision]:
+    def on_proposal(self, proposal: Proposal, now: Now) -> list[Decision]:
         """Hold a well-formed proposal for its verdict; decide a malformed one at once."""
         findings = [Finding(Action.BLOCK, Reason.of_defect(d), detail)
                     for d, detail in check_proposal(proposal, self._limits)]
-        last = self._last_seen.get(proposal.proposer_id)
-        if last and proposal.seq <= last[0] and proposal.stamp_ns <= last[1]:
+        findings += self._ordering(proposal, now)
+        age = now.ros_ns - proposal.stamp_ns
+        if age > _ns(self.config.proposal_timeout):
+            findings.append(Finding(Action.BLOCK, Reason.STALE_PROPOSAL, f'{age * 1e-9:.3f}s old'))
+        elif -age > _ns(self.config.max_clock_skew):
+            findings.append(Finding(Action.BLOCK, Reason.FUTURE_STAMP,
+                                    f'stamped {-age * 1e-9:.3f}s in the future'))
+        if ((proposal.proposal_id in self._held or proposal.proposal_id in self._decided)
+                and Reason.REPLAYED_SEQ not in {f.reason for f in findings}):
             findings.append(Finding(Action.BLOCK, Reason.REPLAYED_SEQ,
-                                    f'seq {proposal.seq} after {last[0]}'))
-        if now_ns - proposal.stamp_ns > self._ns(self.config.proposal_timeout):
-            findings.append(Finding(Action.BLOCK, Reason.STALE_PROPOSAL,
-                                    f'{(now_ns - proposal.stamp_ns) * 1e-9:.3f}s old'))
-        if findings or proposal.proposal_id in self._held:
-            if proposal.proposal_id in self._held:
-                findings.append(Finding(Action.BLOCK, Reason.REPLAYED_SEQ, 'duplicate proposal_id'))
-            return [self._decide(proposal, findings, '', now_ns)]
-        self._last_seen[proposal.proposer_id] = (proposal.seq, proposal.stamp_ns)
+                                    f'proposal_id {proposal.proposal_id!r} seen before'))
+        if findings:
+            self._early.pop(proposal.proposal_id, None)   # its verdict can no longer decide it
+            return [self._decide(proposal, findings, None, now)]
+        self._advance(proposal)
         decisions = []
         if len(self._held) >= self.config.max_pending:
             _, oldest = self._held.popitem(last=False)
-            decisions.append(self._no_verdict(oldest.proposal, now_ns, 'pending queue full'))
-        self._held[proposal.proposal_id] = _Held(proposal, now_ns)
+            self.counts['overload'] += 1
+            decisions.append(self._decide(oldest.proposal, [Finding(
+                Action.BLOCK, Reason.OVERLOAD, 'pending queue full: decided before its verdict')],
+                None, now, withdraw=False))
+        self._held[proposal.proposal_id] = _Held(proposal, now.steady_ns)
         early = self._early.pop(proposal.proposal_id, None)
         if early is not None:
-            decisions.append(self.on_signals(early[0], now_ns))
+            decisions += self._bind(early[0], now)
         return decisions
 
-    def on_signals(self, signals: SafetySignals, now_ns: int) -> Decision | None:
-        """Decide the held proposal this verdict names; a verdict that does not bind is BLOCK.
+    def on_refused_verdict(self, proposal_id: str, reason: Reason, detail: str,
+                           now: Now) -> Decision:
+        """A verdict that could not be read or authenticated: recorded, decides nothing."""
+        self.counts[f'ignored_{reason.name}'] += 1
+        return Decision(proposal_id, '', '', Action.BLOCK, (Finding(Action.BLOCK, reason, detail),),
+                        '', self.policy.version, None, now.ros_ns, 0, Subject.VERDICT)
 
-        None for a late verdict on a proposal already decided (it was rejected on arrival or
-        timed out), and for a verdict that came before its proposal (it waits for it).
+    def on_refused_input(self, proposal_id: str, proposer_id: str, reason: Reason, detail: str,
+                         now: Now) -> Decision:
+        """A proposal that could not even be read (oversize, malformed bytes): decided BLOCK
+        under the id it claims, without holding it; the approval in force is withdrawn."""
+        self.counts[reason.name] += 1
+        return self._record(proposal_id, proposer_id, '', [Finding(Action.BLOCK, reason, detail)],
+                            None, now, Subject.PROPOSAL, withdraw=True)
+
+    def on_signals(self, signals: SafetySignals, now: Now) -> list[Decision]:
+        """Decide the held proposal this verdict names, or record why the verdict is ignored.
+
+        Empty for a late verdict on a proposal already decided (it was rejected on arrival or timed
+        out), and for a verdict that came before its proposal (it waits for it).
         """
-        held = self._held.pop(signals.proposal_id, None)
+        key = signals.key_id
+        last = self._last_verdict.get(key)
+        if last is not None and (signals.epoch, signals.seq) <= last:
+            return [self._ignore(signals, Reason.REPLAYED_VERDICT,
+                                 f'verdict ({signals.epoch}, {signals.seq}) after {last}', now)]
+        if signals.epoch > now.wall_ns + _ns(self.config.max_clock_skew):
+            return [self._ignore(signals, Reason.FUTURE_STAMP, 'Oracle epoch in the future', now)]
+        self._last_verdict[key] = (signals.epoch, signals.seq)
+        return self._bind(signals, now)
+
+    def _bind(self, signals: SafetySignals, now: Now) -> list[Decision]:
+        """An admitted verdict: decide its proposal, wait for it, or record why it cannot."""
+        held = self._held.get(signals.proposal_id)
         if held is None:
             if signals.proposal_id not in self._decided:
-                self._early[signals.proposal_id] = (signals, now_ns)
+                self._early[signals.proposal_id] = (signals, now.steady_ns)
                 if len(self._early) > self.config.max_pending:
                     _, (oldest, _) = self._early.popitem(last=False)
-                    return self._unknown(oldest, now_ns)
-            return None
+                    return [self._ignore(oldest, Reason.UNKNOWN_PROPOSAL,
+                                         'no proposal with this id (late, replayed or forged)',
+                                         now)]
+            return []
         proposal = held.proposal
-        findings = []
         if signals.proposal_digest != proposal.digest:
-            findings.append(Finding(Action.BLOCK, Reason.DIGEST_MISMATCH,
-                                    f'verdict names {signals.proposal_digest[:16]}...'))
-        if signals.oracle_version not in self.accepted_versions:
-            findings.append(Finding(Action.BLOCK, Reason.UNKNOWN_ORACLE_VERSION,
-                                    f'oracle_version={signals.oracle_version!r}'))
-        if not 0 <= now_ns - signals.stamp_ns <= self._ns(self.config.signal_timeout):
-            findings.append(Finding(Action.BLOCK, Reason.STALE_VERDICT,
-                                    f'verdict stamped {(now_ns - signals.stamp_ns) * 1e-9:.3f}s '
-                                    'ago'))
-        if now_ns - proposal.stamp_ns > self._ns(self.config.proposal_timeout):
-            findings.append(Finding(Action.BLOCK, Reason.STALE_PROPOSAL,
-                                    f'{(now_ns - proposal.stamp_ns) * 1e-9:.3f}s old'))
-        if proposal.seq <= self._last_approved_seq.get(proposal.proposer_id, -1):
-            findings.append(Finding(Action.BLOCK, Reason.STALE_PROPOSAL,
-                                    'superseded by a newer approved proposal'))
+            return [self._ignore(signals, Reason.DIGEST_MISMATCH,
+                                 f'verdict names {signals.proposal_digest[:16]}..., the proposal '
+                                 f'held is {proposal.digest[:16]}...', now)]
+        del self._held[signals.proposal_id]
+        findings = self._binding(proposal, signals, now)
         if not findings:
             findings = self.policy.assess(signals)
-        return self._decide(proposal, findings, signals.oracle_version, now_ns)
+        if not any(f.action > Action.DEGRADE for f in findings):
+            findings += self._anchor(proposal, signals, now)
+        return [self._decide(proposal, findings, signals, now)]
 
-    def tick(self, now_ns: int) -> tuple[list[Decision], bool]:
-        """Expire proposals whose verdict is late; say whether the robot must be stopped now."""
+    def on_odometry(self, odometry: Odometry) -> None:
+        self._odometry = odometry
+
+    def tick(self, now: Now) -> list[Decision]:
+        """Expire proposals whose verdict is late and verdicts whose proposal never came."""
         decisions = []
-        deadline = now_ns - self._ns(self.config.verdict_timeout)
+        deadline = now.steady_ns - _ns(self.config.verdict_timeout)
         while self._early and next(iter(self._early.values()))[1] <= deadline:
             _, (signals, _) = self._early.popitem(last=False)
-            decisions.append(self._unknown(signals, now_ns))
+            decisions.append(self._ignore(signals, Reason.UNKNOWN_PROPOSAL,
+                                          'no proposal with this id arrived in time', now))
         while self._held:
             pid, held = next(iter(self._held.items()))
             if held.received_ns > deadline:
                 break
             del self._held[pid]
-            decisions.append(self._no_verdict(held.proposal, now_ns, 'verdict timed out'))
-        # Stop at the last tick before the approval runs out, not the first tick after it: an
-        # approval is never honoured for longer than command_timeout.
-        return decisions, not self.has_fresh_approval(now_ns + self._ns(self.config.tick_period))
+            decisions.append(self._decide(held.proposal, [Finding(
+                Action.BLOCK, Reason.NO_VERDICT, 'verdict timed out')], None, now,
+                withdraw=False))
+        return decisions
 
-    def accept_versions(self, versions) -> None:
-        """From now on only verdicts of these Oracle versions count (empty: none does)."""
-        self.accepted_versions = frozenset(versions)
+    def command_at(self, steady_ns: int) -> tuple[float, float] | None:
+        """The command in force (None: stop). Safe to call from another thread."""
+        approval = self.approval
+        return approval.command if approval is not None and approval.in_force(steady_ns) else None
 
-    def fallback(self, proposal_id: str, proposer_id: str, finding: Finding,
-                 now_ns: int) -> Decision:
+    def on_status(self, status: OracleStatus, now: Now) -> str | None:
+        """Take the accepted versions from an (authenticated) governance status; returns why it
+        was not believed, or None."""
+        problem = status_problem(status, self._last_status, now.wall_ns,
+                                 _ns(self.config.max_status_age), _ns(self.config.max_clock_skew))
+        if problem is not None:
+            self.counts['status_refused'] += 1
+            return problem
+        self._last_status = (status.epoch, status.seq)
+        self.accepted_versions = frozenset(status.accepted_versions)
+        return None
+
+    def fallback(self, proposal_id: str, proposer_id: str, finding: Finding, now: Now) -> Decision:
         """Stop now and withdraw the approved command (for failures outside the policy)."""
-        self._approved_ns = None
-        return Decision(proposal_id, proposer_id, '', Action.FALLBACK, (finding,), '',
-                        self.policy.version, STOP, now_ns, 0)
+        return self._record(proposal_id, proposer_id, '', [finding], None, now, Subject.PROPOSAL,
+                            withdraw=True)
 
-    def has_fresh_approval(self, now_ns: int) -> bool:
-        return (self._approved_ns is not None
-                and now_ns - self._approved_ns <= self._ns(self.config.command_timeout))
+    def withdraw(self) -> None:
+        self.approval = None
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def _ordering(self, proposal: Proposal, now: Now) -> list[Finding]:
+        """Replay protection: (epoch, seq) strictly forward per proposer, bounded jumps."""
+        if proposal.epoch > now.wall_ns + _ns(self.config.max_clock_skew):
+            return [Finding(Action.BLOCK, Reason.FUTURE_STAMP,
+                            f'epoch {proposal.epoch} is in the future')]
+        last = self._last_seen.get(proposal.proposer_id)
+        here = (proposal.epoch, proposal.seq)
+        if last is not None and here <= last:
+            return [Finding(Action.BLOCK, Reason.REPLAYED_SEQ, f'(epoch, seq) {here} after {last}')]
+        floor = last[1] if last is not None and last[0] == proposal.epoch else 0
+        if proposal.seq - floor > self.config.max_seq_jump:
+            return [Finding(Action.BLOCK, Reason.SEQ_JUMP,
+                            f'seq {proposal.seq} is {proposal.seq - floor} past {floor}')]
+        return []
+
+    def _advance(self, proposal: Proposal) -> None:
+        last = self._last_seen.get(proposal.proposer_id)
+        if last is not None and last[0] == proposal.epoch and proposal.seq > last[1] + 1:
+            # Proposals the Gate never received (dropped by the transport under load).
+            self.counts['lost'] += proposal.seq - last[1] - 1
+        self._last_seen[proposal.proposer_id] = (proposal.epoch, proposal.seq)
+
+    def _binding(self, proposal: Proposal, signals: SafetySignals, now: Now) -> list[Finding]:
+        """Does this verdict bind to this proposal and to what the Gate will execute?"""
+        findings = []
+        if signals.oracle_version not in self.accepted_versions:
+            findings.append(Finding(Action.BLOCK, Reason.UNKNOWN_ORACLE_VERSION,
+                                    f'oracle_version={signals.oracle_version!r}'))
+        age = now.ros_ns - signals.stamp_ns
+        if age > _ns(self.config.signal_timeout):
+            findings.append(Finding(Action.BLOCK, Reason.STALE_VERDICT,
+                                    f'verdict stamped {age * 1e-9:.3f}s ago'))
+        elif -age > _ns(self.config.max_clock_skew):
+            findings.append(Finding(Action.BLOCK, Reason.FUTURE_STAMP,
+                                    f'verdict stamped {-age * 1e-9:.3f}s in the future'))
+        if now.ros_ns - proposal.stamp_ns > _ns(self.config.proposal_timeout):
+            findings.append(Finding(Action.BLOCK, Reason.STALE_PROPOSAL,
+                                    f'{(now.ros_ns - proposal.stamp_ns) * 1e-9:.3f}s old'))
+        if (proposal.epoch, proposal.seq) <= self._last_approved.get(proposal.proposer_id, (-1, -1)):
+            findings.append(Finding(Action.BLOCK, Reason.STALE_PROPOSAL,
+                                    'superseded by a newer approved proposal'))
+        covered = (signals.scored_hold, signals.anchor_tolerance, signals.anchor_yaw_tolerance)
+        if not (all(math.isfinite(c) and c >= 0.0 for c in covered)
+                and signals.scored_hold >= self.config.hold):
+            findings.append(Finding(Action.BLOCK, Reason.HOLD_NOT_COVERED,
+                                    f'scored_hold {signals.scored_hold:.3f}s < hold '
+                                    f'{self.config.hold:.3f}s or bad anchor tolerances {covered}'))
+        return findings
+
+    def _anchor(self, proposal: Proposal, signals: SafetySignals, now: Now) -> list[Finding]:
+        """The trajectory must start where the robot is, within what the verdict scored. The
+        robot moved since its odometry was measured: that drift counts against the tolerance."""
+        odom = self._odometry
+        problem = odometry_problem(odom, now.ros_ns, self.config.frame_id,
+                                   _ns(self.config.odom_timeout))
+        if problem is not None:
+            return [Finding(Action.BLOCK, Reason.STALE_ODOMETRY, problem)]
+        s = odom.state
+        age = max(0, now.ros_ns - odom.stamp_ns) * 1e-9
+        x0, y0, yaw0 = proposal.states[0, :3]
+        distance = math.hypot(x0 - s.x, y0 - s.y) + abs(s.v) * age
+        turn = abs(wrap(yaw0 - s.yaw)) + abs(s.w) * age
+        if distance > signals.anchor_tolerance or turn > signals.anchor_yaw_tolerance:
+            return [Finding(Action.BLOCK, Reason.START_POSE_MISMATCH,
+                            f'starts {distance:.3f} m / {turn:.3f} rad from the robot (scored '
+                            f'for {signals.anchor_tolerance:.3f} m / '
+                            f'{signals.anchor_yaw_tolerance:.3f} rad)')]
+        return []
 
     # -- decisions ------------------------------------------------------------------------------
 
-    def _unknown(self, signals: SafetySignals, now_ns: int) -> Decision:
-        """A verdict whose proposal never came: recorded, never honoured."""
+    def _ignore(self, signals: SafetySignals, reason: Reason, detail: str, now: Now) -> Decision:
+        """A verdict that decides nothing: recorded (subject VERDICT), never honoured."""
+        self.counts[f'ignored_{reason.name}'] += 1
         return Decision(signals.proposal_id, '', signals.proposal_digest, Action.BLOCK,
-                        (Finding(Action.BLOCK, Reason.UNKNOWN_PROPOSAL,
-                                 'no proposal with this id (late, replayed or forged)'),),
-                        signals.oracle_version, self.policy.version, None, now_ns, 0)
+                        (Finding(Action.BLOCK, reason, detail),), signals.oracle_version,
+                        self.policy.version, None, now.ros_ns, 0, Subject.VERDICT, signals)
 
-    def _no_verdict(self, proposal: Proposal, now_ns: int, why: str) -> Decision:
-        return self._decide(proposal, [Finding(Action.BLOCK, Reason.NO_VERDICT, why)], '', now_ns,
-                            withdraw=False)
-
-    def _decide(self, proposal: Proposal, findings: list[Finding], oracle_version: str,
-                now_ns: int, withdraw: bool = True) -> Decision:
-        action, ordered = most_restrictive(findings)
+    def _decide(self, proposal: Proposal, findings: list[Finding], signals: SafetySignals | None,
+                now: Now, withdraw: bool = True) -> Decision:
+        decision = self._record(proposal.proposal_id, proposal.proposer_id, proposal.digest,
+                                findings, signals, now, Subject.PROPOSAL, withdraw,
+                                proposal)
         self._decided[proposal.proposal_id] = None
         if len(self._decided) > DECIDED_MEMORY:
             self._decided.popitem(last=False)
+        return decision
+
+    def _record(self, proposal_id: str, proposer_id: str, digest: str, findings: list[Finding],
+                signals: SafetySignals | None, now: Now, subject: Subject, withdraw: bool,
+                proposal: Proposal | None = None) -> Decision:
+        action, ordered = most_restrictive(findings)
         command = None
-        if action == Action.ALLOW:
+        if proposal is not None and action == Action.ALLOW:
             command = proposal.command
-        elif action == Action.DEGRADE:
+        elif proposal is not None and action == Action.DEGRADE:
             command = self.policy.degrade.apply(*proposal.command)
         elif action in (Action.ESCALATE, Action.FALLBACK):
             command = STOP
         if action.approves:
-            self._approved_ns = now_ns
-            self._last_approved_seq[proposal.proposer_id] = proposal.seq
+            self.approval = Approval(command, proposal_id, now.ros_ns,
+                                     now.steady_ns + _ns(self.config.command_timeout))
+            self._last_approved[proposer_id] = (proposal.epoch, proposal.seq)
         elif withdraw:
-            self._approved_ns = None
-        return Decision(proposal.proposal_id, proposal.proposer_id, proposal.digest, action,
-                        ordered, oracle_version, self.policy.version, command, now_ns,
-                        now_ns - proposal.stamp_ns)
+            self.approval = None
+        self.counts[action.name] += 1
+        for f in ordered:
+            self.counts[f.reason.name] += 1
+        latency = now.ros_ns - proposal.stamp_ns if proposal is not None else 0
+        return Decision(proposal_id, proposer_id, digest, action, ordered,
+                        signals.oracle_version if signals is not None else '',
+                        self.policy.version, command, now.ros_ns, latency, subject, signals)
 
-    @staticmethod
-    def _ns(seconds: float) -> int:
-        return int(seconds * 1e9)
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)

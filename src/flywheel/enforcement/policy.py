@@ -18,16 +18,24 @@ from flywheel.yamldoc import load_yaml, mapping, number, text
 
 @dataclass(frozen=True)
 class Degrade:
-    """How DEGRADE limits a command: scale both velocities, then clamp them."""
+    """How DEGRADE limits a command: both velocities scaled by ONE factor, the largest that is at
+    most speed_scale and keeps |v| <= max_linear and |w| <= max_angular.
+
+    One factor keeps w/v, so the robot follows the very arc the Oracle scored, only slower;
+    clamping v and w separately would bend it onto an arc nobody scored.
+    """
 
     speed_scale: float
     max_linear: float
     max_angular: float
 
     def apply(self, v: float, w: float) -> tuple[float, float]:
-        v, w = v * self.speed_scale, w * self.speed_scale
-        return (max(-self.max_linear, min(self.max_linear, v)),
-                max(-self.max_angular, min(self.max_angular, w)))
+        k = self.speed_scale
+        if abs(v) > 0.0:
+            k = min(k, self.max_linear / abs(v))
+        if abs(w) > 0.0:
+            k = min(k, self.max_angular / abs(w))
+        return v * k, w * k
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,13 @@ class RiskPolicy:
         if s.evidence_status == EvidenceStatus.INPUT_REJECTED:
             return [Finding(Action.BLOCK, Reason.INPUT_REJECTED_BY_ORACLE,
                             ', '.join(e.rule_id for e in s.evidence))]
+        if s.evidence_status == EvidenceStatus.SHED:
+            return [Finding(Action.BLOCK, Reason.OVERLOAD, 'the Oracle was overloaded and shed '
+                            'this proposal unscored')]
+        if s.evidence_status not in (EvidenceStatus.NONE, EvidenceStatus.COMPLETE,
+                                     EvidenceStatus.TRUNCATED):
+            return [Finding(Action.FALLBACK, Reason.INTERNAL_ERROR,
+                            f'evidence status {s.evidence_status!r} outside the contract')]
         found = []
         if s.collision_risk >= self.block_collision_risk:
             found.append(Finding(Action.BLOCK, Reason.COLLISION_RISK,

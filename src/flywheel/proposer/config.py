@@ -35,3 +35,6 @@ class ProposerConfig:
                                         read_only=True)
     overspeed_factor: float = setting(2.5, 'OVERSPEED multiplies speeds by this.', lo=1.0,
                                       hi=100.0, read_only=True)
+    odom_timeout: float = setting(0.2, 'Odometry older than this (s), or not in frame_id, is not '
+                                  'planned from: no proposal until fresh odometry arrives.',
+                                  lo=0.001, hi=10.0, read_only=True)

@@ -4,15 +4,20 @@ from their bytes (flywheel/wire.py); these are for everything else."""
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Point, Twist
 
 from alignment_flywheel.msg import Evidence as EvidenceMsg
-from alignment_flywheel.msg import GateDecision, Proposal as ProposalMsg
+from alignment_flywheel.msg import GateDecision, OracleStatus as OracleStatusMsg
+from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg, TrajectoryPoint
 from flywheel.enforcement.decision import Decision
+from flywheel.kinematics import RobotState
+from flywheel.odometry import Odometry
+from flywheel.oracle_status import OracleStatus
 from flywheel.proposal import Proposal, make_proposal
 from flywheel.signals import Evidence, EvidenceKind, EvidenceStatus, SafetySignals
 
@@ -142,4 +147,34 @@ def decision_to_msg(d: Decision, epoch: int, seq: int, frame_id: str) -> GateDec
     msg.latency = to_duration(min(max(0, d.latency_ns), MAX_LATENCY_NS))
     if d.signals is not None:
         msg.signals = [signals_to_msg(d.signals, frame_id)]
+    return msg
+
+
+def odometry_from_msg(msg) -> Odometry:
+    pose, tw = msg.pose.pose, msg.twist.twist
+    return Odometry(RobotState(pose.position.x, pose.position.y, yaw_of(pose.orientation),
+                               tw.linear.x, tw.angular.z),
+                    from_time(msg.header.stamp), msg.header.frame_id)
+
+
+def status_from_msg(msg: OracleStatusMsg) -> OracleStatus:
+    return OracleStatus(
+        epoch=msg.epoch, seq=msg.seq, stamp_ns=from_time(msg.header.stamp), state=msg.state,
+        active_version=msg.active_version, active_number=msg.active_number,
+        previous_version=msg.previous_version, previous_number=msg.previous_number,
+        oracle_running=msg.oracle_running, accepted_versions=tuple(msg.accepted_versions),
+        root_version=msg.root_version, root=bytes(msg.root), last_rejection=msg.last_rejection,
+        key_id=msg.key_id, signature=bytes(msg.signature))
+
+
+def status_to_msg(s: OracleStatus) -> OracleStatusMsg:
+    msg = OracleStatusMsg(
+        epoch=s.epoch, seq=s.seq, state=s.state, active_version=s.active_version,
+        active_number=s.active_number, previous_version=s.previous_version,
+        previous_number=s.previous_number, oracle_running=s.oracle_running,
+        accepted_versions=list(s.accepted_versions), root_version=s.root_version,
+        last_rejection=s.last_rejection, key_id=s.key_id)
+    msg.header.stamp = to_time(s.stamp_ns)
+    msg.root = array('B', s.root)
+    msg.signature = list(s.signature)
     return msg

@@ -1,97 +1,173 @@
-"""gate_node: republishes only approved commands on cmd_vel, and stop when none is fresh.
+"""gate_node: republishes only approved commands on cmd_vel, and stop when none is in force.
 
-Runs on its own timer: the fail-closed check does not depend on any input arriving.
+cmd_vel is published by CommandOutput on its own thread and steady clock, so the fail-closed stop
+never waits for a callback, the executor or another publisher. Proposals and verdicts are read
+from their serialized bytes with every bound checked first: no input can keep the executor busy.
 """
 from __future__ import annotations
 
-from geometry_msgs.msg import Twist
-from rclpy.node import Node
+import time
 
-from alignment_flywheel.msg import GateDecision, OracleStatus
+from geometry_msgs.msg import Twist, TwistStamped
+from nav_msgs.msg import Odometry as OdometryMsg
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+
+from alignment_flywheel.msg import GateDecision, OracleStatus as OracleStatusMsg
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg
+from flywheel.enforcement.config import GateConfig
 from flywheel.enforcement.decision import Action, Decision, Finding, Reason
-from flywheel.enforcement.gate import STOP, Gate, GateConfig
+from flywheel.enforcement.gate import Gate, Now
 from flywheel.enforcement.policy import load_policy
 from flywheel.ros import qos, topics
-from flywheel.ros.convert import (decision_to_msg, proposal_from_msg, signals_from_msg,
-                                  twist)
+from flywheel.ros.command_output import CommandOutput
+from flywheel.ros.convert import (decision_to_msg, odometry_from_msg, signals_from_msg,
+                                  status_from_msg, to_time)
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import run_node
+from flywheel.wire import WireError, decode_proposal
+
+# A SafetySignals within every bound of its message is a few tens of KB at most.
+MAX_SIGNALS_BYTES = 32 * 1024
 
 
 class GateNode(Node):
     def __init__(self, **kwargs):
         super().__init__('gate', **kwargs)
-        self.config = declare_config(self, GateConfig)
-        policy = load_policy(config_path(self.config.policy_path))
-        self.gate = Gate(policy, self.config)
-        self.cmd_pub = self.create_publisher(Twist, topics.CMD_VEL, qos.COMMAND)
-        self.decision_pub = self.create_publisher(GateDecision, topics.GATE_DECISIONS, qos.STREAM)
-        self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.STREAM)
-        self.create_subscription(SignalsMsg, topics.SAFETY_SIGNALS, self.on_signals, qos.STREAM)
-        self.create_timer(self.config.tick_period, self.on_tick)
-        if self.config.follow_governance:
-            self.create_subscription(OracleStatus, topics.ORACLE_STATUS, self.on_status,
+        self.config = config = declare_config(self, GateConfig)
+        policy = load_policy(config_path(config.policy_path))
+        self.gate = Gate(policy, config)
+        self.epoch, self.seq = time.time_ns(), 0
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._stopped = True
+        if config.stamped:
+            self.cmd_pub = self.create_publisher(TwistStamped, topics.CMD_VEL, qos.COMMAND)
+        else:
+            self.cmd_pub = self.create_publisher(Twist, topics.CMD_VEL, qos.COMMAND)
+        self.output = CommandOutput(lambda: self.gate.approval, self._publish_command,
+                                    self.ros_ns, config.tick_period).start()
+        self.decision_pub = self.create_publisher(GateDecision, topics.GATE_DECISIONS,
+                                                  qos.RECORDS)
+        self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.INPUT,
+                                 raw=True)
+        self.create_subscription(SignalsMsg, topics.SAFETY_SIGNALS, self.on_signals, qos.INPUT,
+                                 raw=True)
+        self.create_subscription(OdometryMsg, topics.ODOM, self.on_odometry, qos.SENSOR)
+        if config.trust_root_path:
+            self.create_subscription(OracleStatusMsg, topics.ORACLE_STATUS, self.on_status,
                                      qos.STATUS)
-        self._stopped = False
+        self.create_timer(config.tick_period, self.on_tick, clock=self._steady)
         self.get_logger().info(
             f'gate ready: policy {policy.version}, oracle versions '
-            f'{sorted(self.gate.accepted_versions)}, '
-            f'command_timeout {self.config.command_timeout}s')
+            + (f'from governance ({config.trust_root_path})' if config.trust_root_path
+               else str(sorted(self.gate.accepted_versions)))
+            + f', command_timeout {config.command_timeout}s, hold {config.hold:.3f}s, '
+            f'cmd_vel as {"TwistStamped" if config.stamped else "Twist"}')
 
-    def now_ns(self) -> int:
+    def ros_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def on_proposal(self, msg: ProposalMsg) -> None:
+    def now(self) -> Now:
+        return Now(self.ros_ns(), time.monotonic_ns(), time.time_ns())
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def on_proposal(self, raw: bytes) -> None:
+        now = self.now()
         try:
-            decisions = self.gate.on_proposal(proposal_from_msg(msg), self.now_ns())
+            wire = decode_proposal(raw, self.config.max_points)
+        except WireError as exc:
+            reason = Reason.OVERSIZE if exc.oversize else Reason.MALFORMED
+            self._publish([self.gate.on_refused_input(exc.proposal_id, exc.proposer_id, reason,
+                                                      str(exc), now)])
+            return
+        try:
+            decisions = self.gate.on_proposal(wire.proposal, now)
         except Exception as exc:  # noqa: BLE001 - fail closed, never silent
-            decisions = [self._internal_error(msg.proposal_id, msg.proposer_id, exc)]
+            decisions = [self._internal_error(wire.proposal.proposal_id,
+                                              wire.proposal.proposer_id, exc)]
         self._publish(decisions)
 
-    def on_signals(self, msg: SignalsMsg) -> None:
+    def on_signals(self, raw: bytes) -> None:
+        now = self.now()
+        if len(raw) > MAX_SIGNALS_BYTES:
+            self._publish([self.gate.on_refused_verdict(
+                '', Reason.OVERSIZE, f'{len(raw)} bytes > {MAX_SIGNALS_BYTES}', now)])
+            return
         try:
-            decision = self.gate.on_signals(signals_from_msg(msg), self.now_ns())
-            decisions = [decision] if decision is not None else []
-        except Exception as exc:  # noqa: BLE001 - e.g. an evidence kind outside the contract
-            decisions = [self._internal_error(msg.proposal_id, '', exc)]
+            signals = signals_from_msg(deserialize_message(raw, SignalsMsg))
+        except Exception as exc:  # noqa: BLE001 - any undecodable verdict is ignored, recorded
+            self._publish([self.gate.on_refused_verdict('', Reason.MALFORMED, repr(exc), now)])
+            return
+        try:
+            decisions = self.gate.on_signals(signals, now)
+        except Exception as exc:  # noqa: BLE001
+            decisions = [self._internal_error(signals.proposal_id, '', exc)]
         self._publish(decisions)
 
-    def on_status(self, msg: OracleStatus) -> None:
-        versions = frozenset(msg.accepted_versions)
-        if versions != self.gate.accepted_versions:
-            self.get_logger().info(f'accepted Oracle versions now {sorted(versions)} '
-                                   f'(governance: active {msg.active_version or "none"})')
-            self.gate.accept_versions(versions)
+    def on_odometry(self, msg: OdometryMsg) -> None:
+        self.gate.on_odometry(odometry_from_msg(msg))
+
+    def on_status(self, msg: OracleStatusMsg) -> None:
+        before = self.gate.accepted_versions
+        problem = self.gate.on_status(status_from_msg(msg), self.now())
+        if problem is not None:
+            self.get_logger().warning(f'governance status ignored: {problem}',
+                                      throttle_duration_sec=5.0)
+        elif self.gate.accepted_versions != before:
+            self.get_logger().info(f'accepted Oracle versions now '
+                                   f'{sorted(self.gate.accepted_versions)} (governance: active '
+                                   f'{msg.active_version or "none"})')
 
     def on_tick(self) -> None:
-        decisions, stop = self.gate.tick(self.now_ns())
-        self._publish(decisions)
-        if stop:
-            if not self._stopped:
-                self.get_logger().warning('no fresh approved command: publishing stop')
-                self._stopped = True
-            self.cmd_pub.publish(twist(*STOP))
+        self._publish(self.gate.tick(self.now()))
+        stopped = self.gate.command_at(time.monotonic_ns()) is None
+        if stopped != self._stopped:
+            self._stopped = stopped
+            if stopped:
+                self.get_logger().warning('no approved command in force: publishing stop')
+            else:
+                self.get_logger().info('approved command in force')
+
+    # -- outputs --------------------------------------------------------------------------------
+
+    def _publish_command(self, command: tuple, stamp_ns: int) -> None:
+        twist = Twist()
+        twist.linear.x, twist.angular.z = float(command[0]), float(command[1])
+        if self.config.stamped:
+            msg = TwistStamped(twist=twist)
+            msg.header.stamp = to_time(stamp_ns)
+            msg.header.frame_id = 'base_link'
+            self.cmd_pub.publish(msg)
+        else:
+            self.cmd_pub.publish(twist)
 
     def _publish(self, decisions: list[Decision]) -> None:
+        if any(d.command is not None or d.action >= Action.BLOCK for d in decisions):
+            self.output.wake()        # a new approval or a withdrawal takes effect now
         for decision in decisions:
-            if decision.command is not None:
-                self.cmd_pub.publish(twist(*decision.command))
-                if decision.action.approves:
-                    self._stopped = False
             if decision.action >= Action.BLOCK:
                 self.get_logger().info(
-                    f'{decision.action.name} {decision.proposal_id}: '
+                    f'{decision.action.name} {decision.subject.name.lower()} '
+                    f'{decision.proposal_id}: '
                     + '; '.join(f'{f.reason.name} {f.detail}' for f in decision.findings),
                     throttle_duration_sec=1.0)
-            self.decision_pub.publish(decision_to_msg(decision))
+            self.seq += 1
+            self.decision_pub.publish(decision_to_msg(decision, self.epoch, self.seq,
+                                                      self.config.frame_id))
 
     def _internal_error(self, proposal_id: str, proposer_id: str, exc: Exception) -> Decision:
         self.get_logger().error(f'{proposal_id}: {exc!r}; falling back to stop')
         return self.gate.fallback(proposal_id, proposer_id,
                                   Finding(Action.FALLBACK, Reason.INTERNAL_ERROR, repr(exc)),
-                                  self.now_ns())
+                                  self.now())
+
+    def on_process_exit(self) -> None:
+        """Last word on cmd_vel: stop (while the publisher still works)."""
+        self.gate.withdraw()
+        self.output.stop()
 
 
 def main(argv=None) -> int:

@@ -1,9 +1,16 @@
 """governance_node: a lifecycle node that owns the trust root and the release store, verifies and
 installs signed Oracle releases, answers rollbacks, and tells the Oracle what to run and the Gate
-which versions count. While not active it accepts nothing."""
+which versions count. While not active it accepts nothing (and records each refusal).
+
+Everything it does or refuses is a GovernanceEvent on a sequence-numbered, transient-local stream,
+its lifecycle transitions included, so the audit records it even if it starts later. Security
+checks (expiry of releases, roots and rollback requests) use the wall clock, never ROS time: under
+sim time nothing would ever expire.
+"""
 from __future__ import annotations
 
 import os
+import time
 from array import array
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,16 +19,21 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import String
 
-from alignment_flywheel.msg import OracleRelease, OracleStatus, GovernanceEvent
+from alignment_flywheel.msg import GovernanceEvent, OracleRelease
+from alignment_flywheel.msg import OracleStatus as OracleStatusMsg
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
 from flywheel.errors import FlywheelError, ReleaseError
+from flywheel.oracle_status import OracleStatus
 from flywheel.release.config import GovernanceConfig
 from flywheel.release.governor import Governor, RollbackRequest
 from flywheel.release.store import ReleaseStore
+from flywheel.release.swap import Swap
 from flywheel.ros import qos, topics
-from flywheel.ros.convert import to_time
+from flywheel.ros.convert import status_to_msg, to_time
 from flywheel.ros.params import declare_config
 from flywheel.ros.run import run_node
+
+HEARTBEAT_S = 1.0
 
 
 class GovernanceNode(LifecycleNode):
@@ -29,66 +41,85 @@ class GovernanceNode(LifecycleNode):
         super().__init__('governance', **kwargs)
         self.config = declare_config(self, GovernanceConfig)
         self.governor: Governor | None = None
+        self.problem = ''             # why the last configure failed
         self.active = False
         self.running = ''             # the version the Oracle node reports it runs
-        self.status_pub = self.release_pub = self.events_pub = None
+        self.swap: Swap | None = None
+        self.epoch = time.time_ns()
+        self.event_seq = self.status_seq = self.directive_seq = 0
+        self.events_pub = self.create_publisher(GovernanceEvent, topics.GOVERNANCE_EVENTS,
+                                                qos.RECORDS)
+        self.status_pub = self.create_publisher(OracleStatusMsg, topics.ORACLE_STATUS,
+                                                qos.STATUS)
+        self.release_pub = self.create_publisher(OracleRelease, topics.ORACLE_RELEASE,
+                                                 qos.STATUS)
         self.create_service(SubmitRelease, topics.SUBMIT_RELEASE, self.on_submit)
         self.create_service(Rollback, topics.ROLLBACK, self.on_rollback)
         self.create_service(GetStatus, topics.GET_STATUS, self.on_get_status)
         self.create_subscription(String, topics.ORACLE_ACTIVE, self.on_oracle_active, qos.STATUS)
+        self.create_timer(HEARTBEAT_S, self.on_heartbeat)
+
+    @staticmethod
+    def wall_ns() -> int:
+        return time.time_ns()
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.get_clock().now().nanoseconds / 1e9, tz=timezone.utc)
+        return datetime.fromtimestamp(self.wall_ns() / 1e9, tz=timezone.utc)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def on_configure(self, state: State) -> TransitionCallbackReturn:
+    def store_dir(self) -> Path:
         ros_home = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
-        store_dir = (Path(self.config.store_dir).expanduser() if self.config.store_dir
-                     else ros_home / 'alignment_flywheel' / 'releases')
+        return (Path(self.config.store_dir).expanduser() if self.config.store_dir
+                else ros_home / 'alignment_flywheel' / 'releases')
+
+    def has_trust_root(self) -> bool:
+        return bool(self.config.trust_root_path) or (self.store_dir() / 'root.json').is_file()
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        store_dir = self.store_dir()
         try:
             bootstrap = (Path(self.config.trust_root_path).expanduser().read_bytes()
                          if self.config.trust_root_path else None)
             governor = Governor(ReleaseStore(store_dir), self.config.max_bundle_bytes)
             governor.load(self.now(), bootstrap)
         except (OSError, FlywheelError) as exc:
-            self.get_logger().error(f'cannot configure: {exc}')
+            self.problem = f'cannot configure: {exc}'
+            self.get_logger().error(f'{self.problem}; nothing is accepted (the robot stays '
+                                    'stopped) until a configure succeeds')
+            self._transition('configure', 'unconfigured', 'unconfigured', f'failed: {exc}')
             return TransitionCallbackReturn.FAILURE
-        self.governor = governor
-        self.status_pub = self.create_lifecycle_publisher(OracleStatus, topics.ORACLE_STATUS,
-                                                          qos.STATUS)
-        self.release_pub = self.create_lifecycle_publisher(OracleRelease, topics.ORACLE_RELEASE,
-                                                           qos.STATUS)
-        self.events_pub = self.create_lifecycle_publisher(GovernanceEvent, topics.GOVERNANCE_EVENTS,
-                                                          qos.STREAM)
+        self.governor, self.problem = governor, ''
         active = governor.active
         self.get_logger().info(f'configured: store {store_dir}, root v'
                                f'{governor.root.signed.version}, active release '
                                f'{active.oracle_version if active else "none"}')
+        self._transition('configure', 'unconfigured', 'inactive')
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         result = super().on_activate(state)
         self.active = True
+        self._transition('activate', 'inactive', 'active')
         if self.governor.active is not None:
-            self._publish_release()
+            self._publish_release(rollback=False)
         self._publish_status()
         return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.active = False
+        self._transition('deactivate', 'active', 'inactive')
+        self._publish_status()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        for pub in (self.status_pub, self.release_pub, self.events_pub):
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
-        self.status_pub = self.release_pub = self.events_pub = None
         self.governor = None
+        self._transition('cleanup', 'inactive', 'unconfigured')
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.active = False
+        self._transition('shutdown', state.label, 'finalized')
         return TransitionCallbackReturn.SUCCESS
 
     # -- services -------------------------------------------------------------------------------
@@ -96,30 +127,32 @@ class GovernanceNode(LifecycleNode):
     def on_submit(self, request, response):
         if not self.active:
             response.reason = 'governance is not active'
+            self._event(GovernanceEvent.EVENT_REJECTED, '', 0, '', response.reason)
             return response
         try:
             bundle = self._read_bundle(request)
         except (OSError, ReleaseError) as exc:
             response.reason = f'cannot read {request.bundle_path}: {exc}'
+            self._event(GovernanceEvent.EVENT_REJECTED, '', 0, '', response.reason)
             return response
-        self._event(GovernanceEvent.EVENT_SUBMITTED, '', '', 'submitted')
+        self._event(GovernanceEvent.EVENT_SUBMITTED, '', 0, '', 'submitted')
         previous = self.governor.active
         try:
             release = self.governor.submit(bundle, self.now())
         except ReleaseError:
             response.reason = self.governor.last_rejection
             self.get_logger().error(f'release refused: {response.reason}')
-            self._event(GovernanceEvent.EVENT_REJECTED, '', '', response.reason)
+            self._event(GovernanceEvent.EVENT_REJECTED, '', 0, '', response.reason)
             self._publish_status()
             return response
         old = previous.oracle_version if previous else ''
-        self._event(GovernanceEvent.EVENT_VERIFIED, release.oracle_version, old, 'verified',
-                    release.bundle_sha256)
-        self._event(GovernanceEvent.EVENT_INSTALLED, release.oracle_version, old, 'installed',
-                    release.bundle_sha256)
+        for event, what in ((GovernanceEvent.EVENT_VERIFIED, 'verified'),
+                            (GovernanceEvent.EVENT_INSTALLED, 'installed')):
+            self._event(event, release.oracle_version, release.number, old, what,
+                        release.bundle_sha256, ','.join(k[:16] for k in release.signed_by))
         self.get_logger().info(f'release {release.number} (Oracle {release.oracle_version}) '
                                f'installed; swapping')
-        self._publish_release()
+        self._publish_release(rollback=False)
         self._publish_status()
         response.accepted, response.oracle_version = True, release.oracle_version
         response.number = release.number
@@ -140,6 +173,8 @@ class GovernanceNode(LifecycleNode):
     def on_rollback(self, request, response):
         if not self.active:
             response.reason = 'governance is not active'
+            self._event(GovernanceEvent.EVENT_REJECTED, '', 0, '', response.reason,
+                        actor=request.key_id[:16])
             return response
         from_version = self.governor.active.oracle_version if self.governor.active else ''
         try:
@@ -149,18 +184,20 @@ class GovernanceNode(LifecycleNode):
         except ReleaseError:
             response.reason = self.governor.last_rejection
             self.get_logger().error(f'rollback refused: {response.reason}')
-            self._event(GovernanceEvent.EVENT_REJECTED, '', from_version, response.reason)
+            self._event(GovernanceEvent.EVENT_REJECTED, '', request.to_number, from_version,
+                        response.reason, actor=request.key_id[:16])
             self._publish_status()
             return response
-        self._event(GovernanceEvent.EVENT_ROLLED_BACK, release.oracle_version, from_version,
-                    f'signed by {request.key_id[:16]}', release.bundle_sha256)
-        self._publish_release()
+        self._event(GovernanceEvent.EVENT_ROLLED_BACK, release.oracle_version, release.number,
+                    from_version, f'signed by {request.key_id[:16]}', release.bundle_sha256,
+                    request.key_id[:16])
+        self._publish_release(rollback=True)
         self._publish_status()
         response.accepted, response.active_version = True, release.oracle_version
         return response
 
     def on_get_status(self, request, response):
-        response.status = self._status()
+        response.status = status_to_msg(self._status())
         return response
 
     def on_oracle_active(self, msg: String) -> None:
@@ -169,55 +206,84 @@ class GovernanceNode(LifecycleNode):
             self.running = msg.data
             self._publish_status()
 
+    def on_heartbeat(self) -> None:
+        """Re-publish the status (a Gate believes only fresh ones) and end overdue swaps."""
+        swap = self.swap
+        timeout_ns = int(self.config.swap_timeout * 1e9)
+        if swap is not None and swap.timed_out(self.running, self.wall_ns(), timeout_ns):
+            self.swap = None
+            why = (f'the Oracle still runs {self.running or "nothing"} '
+                   f'{self.config.swap_timeout:.0f}s after release {swap.version} was sent: '
+                   'only that release counts now (the robot stays stopped until it runs it)')
+            self.get_logger().error(why)
+            self._event(GovernanceEvent.EVENT_SWAP_TIMEOUT, swap.version, 0, self.running, why)
+        self._publish_status()
+
     # -- publishing -----------------------------------------------------------------------------
 
     def _status(self) -> OracleStatus:
-        status = OracleStatus()
-        status.header.stamp = self.get_clock().now().to_msg()
-        status.state = 'active' if self.active else 'inactive'
         governor = self.governor
-        if governor is None:
-            status.state = 'unconfigured'
-            return status
-        active, previous = governor.active, governor.previous
-        if active:
-            status.active_version, status.active_number = active.oracle_version, active.number
-            status.accepted_versions = [active.oracle_version]
-        if previous:
-            status.previous_version = previous.oracle_version
-            status.previous_number = previous.number
-            # until the Oracle confirms the swap, the version it still runs keeps counting
-            if self.running and self.running != active.oracle_version:
-                status.accepted_versions.append(self.running)
-        status.root_version = governor.root.signed.version
-        status.last_rejection = governor.last_rejection
-        return status
+        self.status_seq += 1
+        state = 'unconfigured' if governor is None else 'active' if self.active else 'inactive'
+        active = governor.active if governor else None
+        previous = governor.previous if governor else None
+        accepted: tuple[str, ...] = ()
+        if active is not None:
+            swap = self.swap
+            accepted = (swap.accepted(self.running, self.wall_ns(),
+                                      int(self.config.swap_timeout * 1e9))
+                        if swap is not None and swap.version == active.oracle_version
+                        else (active.oracle_version,))
+        root = governor.store.root_bytes() if governor else b''
+        return OracleStatus(
+            epoch=self.epoch, seq=self.status_seq, stamp_ns=self.wall_ns(), state=state,
+            active_version=active.oracle_version if active else '',
+            active_number=active.number if active else 0,
+            previous_version=previous.oracle_version if previous else '',
+            previous_number=previous.number if previous else 0,
+            oracle_running=self.running, accepted_versions=accepted,
+            root_version=governor.root.signed.version if governor else 0, root=root or b'',
+            last_rejection=(governor.last_rejection if governor else self.problem)[:1024])
 
     def _publish_status(self) -> None:
-        if self.status_pub is not None:
-            self.status_pub.publish(self._status())
+        self.status_pub.publish(status_to_msg(self._status()))
 
-    def _publish_release(self) -> None:
+    def _publish_release(self, rollback: bool) -> None:
         active = self.governor.active
-        msg = OracleRelease(oracle_version=active.oracle_version, number=active.number)
-        msg.header.stamp = self.get_clock().now().to_msg()
+        self.swap = Swap(active.oracle_version, self.wall_ns())
+        self.directive_seq += 1
+        msg = OracleRelease(epoch=self.epoch, seq=self.directive_seq,
+                            oracle_version=active.oracle_version, number=active.number,
+                            rollback=rollback)
+        msg.header.stamp = to_time(self.wall_ns())
         msg.bundle = array('B', self.governor.store.bundle(active.number))
         msg.root = array('B', self.governor.store.root_bytes())
         self.release_pub.publish(msg)
 
-    def _event(self, event: int, version: str, previous: str, reason: str,
-               sha256: str = '') -> None:
-        msg = GovernanceEvent(event=event, oracle_version=version, previous_version=previous,
-                           bundle_sha256=sha256, reason=reason, actor=self.get_name())
-        msg.header.stamp = to_time(self.get_clock().now().nanoseconds)
+    def _transition(self, transition: str, start: str, goal: str, detail: str = '') -> None:
+        self._event(GovernanceEvent.EVENT_TRANSITION, '', 0, '',
+                    f'{transition}: {start} -> {goal}' + (f' ({detail})' if detail else ''))
+
+    def _event(self, event: int, version: str, number: int, previous: str, reason: str,
+               sha256: str = '', actor: str = '') -> None:
+        self.event_seq += 1
+        msg = GovernanceEvent(epoch=self.epoch, seq=self.event_seq, event=event,
+                              oracle_version=version, number=number, previous_version=previous,
+                              bundle_sha256=sha256, reason=reason[:1024],
+                              actor=(actor or self.get_name())[:128])
+        msg.header.stamp = to_time(self.wall_ns())
         self.events_pub.publish(msg)
 
 
 def build() -> GovernanceNode:
+    """Without any trust root governance cannot work at all: refuse to start (exit 2). Any other
+    failure to configure leaves it running, unconfigured, saying why on its status, with nothing
+    accepted: an operator can see it and fix it, and the robot stays stopped meanwhile."""
     node = GovernanceNode()
-    if node.config.autostart:
-        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            raise ReleaseError('governance failed to configure (see the error above)')
+    if not node.has_trust_root():
+        raise ReleaseError(f'no trust root: give trust_root_path for the first start (store '
+                           f'{node.store_dir()} has none)')
+    if node.config.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
     return node
 

@@ -1,14 +1,20 @@
 """oracle_node: proposals in, SafetySignals out, scored with the active Oracle release.
 
-With a trust root, it follows governance: every OracleRelease is verified again here (signatures,
-expiry, pinned hashes, schema; a carried root only after a valid rotation) in a worker thread, the
-new Oracle is built there, and the executor thread swaps the reference between two evaluations, so
-each evaluation runs entirely under one release and the proposal stream barely pauses.
+Proposals are read from their bytes with every bound checked first. Under overload a proposal
+that already waited longer than ``shed_age`` is answered at once, unscored, with status SHED: the
+Gate decides it OVERLOAD instead of timing it out, and the queue drains.
+
+With a trust root it follows governance and nothing else: until governance's release arrives it
+scores nothing (the Gate times proposals out: the robot stays stopped), because the base spec may
+be exactly the unpatched one a release replaced. Every release is verified again here on one
+worker thread, newest directive only, against the wall clock; the executor swaps the reference
+between two evaluations, so each evaluation runs entirely under one release.
 """
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from rclpy.node import Node
@@ -19,98 +25,158 @@ from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg
 from flywheel.errors import ReleaseError
 from flywheel.oracle.config import OracleConfig
+from flywheel.oracle.directive import Directive, directive_problem
 from flywheel.oracle.oracle import Oracle
 from flywheel.oracle.spec import load_spec
 from flywheel.proposal import ProposalLimits
 from flywheel.release.bundle import verify_bundle
 from flywheel.release.root import check_self_signed, load_root, verify_rotation
 from flywheel.ros import qos, topics
-from flywheel.ros.convert import proposal_from_msg, signals_to_msg
+from flywheel.ros.convert import signals_to_msg
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import run_node
+from flywheel.wire import WireError, decode_proposal
 
 
 class OracleNode(Node):
     def __init__(self, **kwargs):
         super().__init__('oracle', **kwargs)
         self.config = declare_config(self, OracleConfig)
-        spec = load_spec(config_path(self.config.spec_path))
-        self.oracle = self._build(spec)
+        self.epoch, self.seq = time.time_ns(), 0
         self.publisher = self.create_publisher(SignalsMsg, topics.SAFETY_SIGNALS, qos.STREAM)
-        self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.STREAM)
+        self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.INPUT,
+                                 raw=True)
         self.root = None
+        self.oracle: Oracle | None = None
+        self.number = 0                     # the running release's number (0: the base spec)
         if self.config.trust_root_path:
             self.root = load_root(config_path(self.config.trust_root_path).read_bytes())
-            check_self_signed(self.root, self._now())
-            self._ready = None
+            check_self_signed(self.root, wall_now())
             self._lock = threading.Lock()
+            self._pending: Directive | None = None
+            self._ready: tuple | None = None
+            self._applied: tuple[int, int] | None = None
+            self._wake = threading.Event()
             self.active_pub = self.create_publisher(String, topics.ORACLE_ACTIVE, qos.STATUS)
             self.create_subscription(OracleRelease, topics.ORACLE_RELEASE, self.on_release,
                                      qos.STATUS)
+            threading.Thread(target=self._verify_loop, daemon=True, name='release-verify').start()
             self.create_timer(0.05, self._swap_if_ready)
-            self.active_pub.publish(String(data=spec.version))
-        self.get_logger().info(f'oracle {spec.version} ready: {len(spec.obstacles)} obstacles, '
-                               f'{len(spec.keep_out)} keep-out, '
-                               f'{len(spec.speed_zones)} speed zones'
-                               + (', following governance releases' if self.root else ''))
+            self.get_logger().info('oracle waiting for governance\'s release (trust root '
+                                   f'{self.config.trust_root_path}); scoring nothing until then')
+        else:
+            self.oracle = self._build(load_spec(config_path(self.config.spec_path)))
+            self.get_logger().info(f'oracle {self.oracle.spec.version} ready (no governance): '
+                                   + self._describe(self.oracle))
 
     def _build(self, spec) -> Oracle:
         return Oracle(spec, ProposalLimits(spec.frame_id, self.config.max_points,
-                                           self.config.allowed_proposers))
+                                           self.config.allowed_proposers,
+                                           min_horizon=spec.command_hold))
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.get_clock().now().nanoseconds / 1e9, tz=timezone.utc)
+    @staticmethod
+    def _describe(oracle: Oracle) -> str:
+        spec = oracle.spec
+        return (f'{len(spec.obstacles)} obstacles, {len(spec.keep_out)} keep-out, '
+                f'{len(spec.speed_zones)} speed zones, command hold {spec.command_hold}s')
+
+    # -- releases -------------------------------------------------------------------------------
 
     def on_release(self, msg: OracleRelease) -> None:
-        worker = threading.Thread(target=self._prepare, daemon=True, name='release-verify',
-                                  args=(bytes(msg.bundle), bytes(msg.root), msg.oracle_version))
-        worker.start()
-
-    def _prepare(self, bundle: bytes, root_bytes: bytes, announced: str) -> None:
-        """Verify (defence in depth) and build the new Oracle, off the executor thread."""
-        try:
-            root = self.root
-            if root_bytes:
-                carried = load_root(root_bytes)
-                if carried.signed.version > root.signed.version:
-                    verify_rotation(root, carried, self._now())
-                    root = carried
-            release = verify_bundle(bundle, root, self._now(), installed_number=0,
-                                    allow_same=True)
-            oracle = self._build(release.spec)
-        except ReleaseError as exc:
-            self.get_logger().error(f'release {announced} refused by the Oracle: {exc}; '
-                                    f'keeping {self.oracle.spec.version}')
-            return
+        directive = Directive(msg.epoch, msg.seq, msg.number, msg.oracle_version, msg.rollback,
+                              bytes(msg.bundle), bytes(msg.root))
         with self._lock:
-            self._ready = (oracle, root)
+            self._pending = directive      # only the newest waits; an older one is dropped
+        self._wake.set()
+
+    def _verify_loop(self) -> None:
+        """One directive at a time, off the executor thread."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                directive, self._pending = self._pending, None
+                applied, running = self._applied, self.number
+            if directive is None:
+                continue
+            problem = directive_problem(directive, applied, running)
+            if problem is None:
+                try:
+                    oracle, root = self._verify(directive)
+                except ReleaseError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                self.get_logger().error(f'release {directive.number} ({directive.oracle_version}) '
+                                        f'refused by the Oracle: {problem}')
+                continue
+            with self._lock:
+                self._ready = (oracle, root, directive)
+                self._applied = (directive.epoch, directive.seq)
+                self.number = directive.number
+
+    def _verify(self, d: Directive) -> tuple[Oracle, object]:
+        """Defence in depth: the same checks as governance, with the root it carries only after
+        a valid rotation from ours."""
+        now = wall_now()
+        root = self.root
+        if d.root:
+            carried = load_root(d.root)
+            if carried.signed.version > root.signed.version:
+                verify_rotation(root, carried, now)
+                root = carried
+        release = verify_bundle(d.bundle, root, now, installed_number=0, allow_same=True)
+        if release.number != d.number or release.oracle_version != d.oracle_version:
+            raise ReleaseError(f'directive names release {d.number} ({d.oracle_version}), the '
+                               f'bundle is {release.number} ({release.oracle_version})')
+        return self._build(release.spec), root
 
     def _swap_if_ready(self) -> None:
-        if self.root is None or self._ready is None:
+        if self._ready is None:
             return
         with self._lock:
-            (oracle, root), self._ready = self._ready, None
-        old, self.oracle, self.root = self.oracle.spec.version, oracle, root
+            (oracle, root, directive), self._ready = self._ready, None
+        old = self.oracle.spec.version if self.oracle else 'nothing'
+        self.oracle, self.root = oracle, root
         self.active_pub.publish(String(data=oracle.spec.version))
-        self.get_logger().info(f'swapped Oracle {old} -> {oracle.spec.version}')
+        self.get_logger().info(f'swapped Oracle {old} -> {oracle.spec.version} (release '
+                               f'{directive.number}{", rollback" if directive.rollback else ""}'
+                               f'): {self._describe(oracle)}')
 
-    def on_proposal(self, msg: ProposalMsg) -> None:
-        self._swap_if_ready()
+    # -- scoring --------------------------------------------------------------------------------
+
+    def on_proposal(self, raw: bytes) -> None:
+        if self.root is not None:
+            self._swap_if_ready()
+        oracle = self.oracle  # one release per evaluation, even if a swap lands meanwhile
+        if oracle is None:
+            return
         started = time.perf_counter_ns()
         try:
-            proposal = proposal_from_msg(msg)
-        except Exception as exc:  # noqa: BLE001 - unscorable: no verdict, the Gate times it out
-            self.get_logger().error(f'cannot read proposal {msg.proposal_id!r}: {exc!r}')
+            proposal = decode_proposal(raw, self.config.max_points).proposal
+        except WireError as exc:   # unscorable: the Gate decides it from the same bytes
+            self.get_logger().warning(f'unreadable proposal {exc.proposal_id!r}: {exc}',
+                                      throttle_duration_sec=1.0)
             return
-        oracle = self.oracle  # one release per evaluation, even if a swap lands meanwhile
-        try:
-            signals = oracle.evaluate(proposal)
-        except Exception as exc:  # noqa: BLE001 - a scoring bug must stop the robot, not the node
-            self.get_logger().error(f'scoring {msg.proposal_id} failed: {exc!r}')
-            signals = oracle.rejected(proposal, ['internal:scoring_error'])
-        self.publisher.publish(signals_to_msg(
-            signals, self.get_clock().now().nanoseconds, msg.header.frame_id,
-            time.perf_counter_ns() - started))
+        now_ns = self.get_clock().now().nanoseconds
+        if now_ns - proposal.stamp_ns > self.config.shed_age * 1e9:
+            signals = oracle.shed(proposal)
+            self.get_logger().warning('overloaded: answering late proposals unscored (SHED)',
+                                      throttle_duration_sec=1.0)
+        else:
+            try:
+                signals = oracle.evaluate(proposal)
+            except Exception as exc:  # noqa: BLE001 - a scoring bug must stop the robot
+                self.get_logger().error(f'scoring {proposal.proposal_id} failed: {exc!r}')
+                signals = oracle.rejected(proposal, ['internal:scoring_error'])
+        self.seq += 1
+        signals = replace(signals, stamp_ns=self.get_clock().now().nanoseconds, epoch=self.epoch,
+                          seq=self.seq, evaluation_ns=time.perf_counter_ns() - started)
+        self.publisher.publish(signals_to_msg(signals, proposal.frame_id))
+
+
+def wall_now() -> datetime:
+    """Expiry is a security check: it runs on the wall clock, never on (sim) ROS time."""
+    return datetime.now(timezone.utc)
 
 
 def main(argv=None) -> int:

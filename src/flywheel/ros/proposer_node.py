@@ -1,23 +1,25 @@
 """proposer_node: wraps a planner plugin (or an external cmd_vel) and publishes Proposals."""
 from __future__ import annotations
 
+import time
 from dataclasses import MISSING
 
 from geometry_msgs.msg import Twist
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import Odometry as OdometryMsg
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from flywheel.errors import SpecError
-from flywheel.kinematics import RobotState
+from flywheel.odometry import Odometry, odometry_problem
 from flywheel.proposer.adapter import TwistAdapter
 from flywheel.proposer.config import ProposerConfig
 from flywheel.proposer.faults import FaultConfig, FaultInjector
 from flywheel.proposer.planner import load_planner, planner_class, planner_parameters
 from flywheel.proposer.proposer import Proposer
 from flywheel.ros import qos, topics
-from flywheel.ros.convert import proposal_to_msg, yaw_of
+from flywheel.ros.convert import odometry_from_msg
+from flywheel.wire import encode_proposal
 from flywheel.ros.params import declare_config
 from flywheel.ros.run import run_node
 
@@ -41,11 +43,11 @@ class ProposerNode(Node):
             faults = FaultInjector(FaultConfig(
                 config.fault_rate, config.fault_min_duration, config.fault_max_duration,
                 config.overspeed_factor, config.fault_seed, config.fault_kinds))
-        self.proposer = Proposer(config.proposer_id, planner, config.frame_id,
-                                 self.get_clock().now().nanoseconds, faults)
-        self.state: RobotState | None = None
+        self.proposer = Proposer(config.proposer_id, planner, config.frame_id, time.time_ns(),
+                                 faults)
+        self.odometry: Odometry | None = None
         self.publisher = self.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
-        self.create_subscription(Odometry, topics.ODOM, self.on_odom, qos.SENSOR)
+        self.create_subscription(OdometryMsg, topics.ODOM, self.on_odom, qos.SENSOR)
         if self.adapter is not None:
             self.create_subscription(Twist, topics.CMD_VEL_IN, self.on_external_twist,
                                      qos.COMMAND)
@@ -75,10 +77,8 @@ class ProposerNode(Node):
             params['route'] = [route[i:i + 2] for i in range(0, len(route), 2)]
         return params
 
-    def on_odom(self, msg: Odometry) -> None:
-        pose, tw = msg.pose.pose, msg.twist.twist
-        self.state = RobotState(pose.position.x, pose.position.y, yaw_of(pose.orientation),
-                                tw.linear.x, tw.angular.z)
+    def on_odom(self, msg: OdometryMsg) -> None:
+        self.odometry = odometry_from_msg(msg)
 
     def on_timer(self) -> None:
         self._propose()
@@ -88,14 +88,17 @@ class ProposerNode(Node):
         self._propose()
 
     def _propose(self) -> None:
-        if self.state is None:
-            self.get_logger().info('waiting for odometry', throttle_duration_sec=5.0)
+        now = self.get_clock().now().nanoseconds
+        problem = odometry_problem(self.odometry, now, self.config.frame_id,
+                                   int(self.config.odom_timeout * 1e9))
+        if problem is not None:
+            self.get_logger().warning(f'not proposing: {problem}', throttle_duration_sec=5.0)
             return
-        proposal = self.proposer.propose(self.state, self.get_clock().now().nanoseconds)
+        proposal = self.proposer.propose(self.odometry.state, now)
         if self.proposer.last_fault is not None:
             self.get_logger().debug(
                 f'{proposal.proposal_id}: injected {self.proposer.last_fault.name}')
-        self.publisher.publish(proposal_to_msg(proposal))
+        self.publisher.publish(encode_proposal(proposal))
 
 
 def main(argv=None) -> int:

@@ -1,47 +1,71 @@
-"""One main() shape for every node: init, build (a bad configuration exits 2 with a clear error,
-never a traceback), spin until Ctrl-C or SIGTERM, destroy, shut down."""
+"""One main() shape for every node: choose the transport, init, build (a bad configuration exits
+2 with a clear error, never a traceback), spin until Ctrl-C or SIGTERM, let the node act on the
+way out (the Gate publishes stop while its publisher still works), destroy, shut down.
+
+Signals are handled here, not by rclpy: rclpy's handler shuts the context down first, after which
+no node can publish anything, not even a stop.
+"""
 from __future__ import annotations
 
+import gc
+import signal
 import sys
+import threading
 from typing import Callable
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from flywheel.errors import FlywheelError
+from flywheel.ros.transport import configure_transport
 
 EXIT_BAD_CONFIG = 2
 
 
 def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None) -> int:
+    transport = configure_transport()
     try:
-        rclpy.init(args=argv if argv is not None else sys.argv)
+        rclpy.init(args=argv if argv is not None else sys.argv,
+                   signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # noqa: BLE001 - rcl reports a bad --params-file this way
         print(f'[FATAL] [{name}]: refusing to start: cannot initialise ROS: {exc}',
               file=sys.stderr)
         return EXIT_BAD_CONFIG
-    node = None
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    node = executor = None
     try:
         try:
             node = build()
         except (FlywheelError, ValueError, ParameterException) as exc:
             rclpy.logging.get_logger(name).fatal(f'refusing to start: {exc}')
             return EXIT_BAD_CONFIG
-        executor = SingleThreadedExecutor()
+        node.get_logger().info(f'transport: {transport}')
+        executor = EventsExecutor()
         executor.add_node(node)
+        # Everything built so far lives as long as the process: keep it out of the collector,
+        # so a collection never pauses a callback for long.
+        gc.collect()
+        gc.freeze()
         try:
-            executor.spin()
+            while not stopping.is_set() and rclpy.ok():
+                executor.spin_once(timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
-        except Exception:
-            # Ctrl-C shuts the context down from the signal handler; a callback caught half-way
-            # (e.g. taking a message) then fails. That is a clean stop, not a crash.
-            if node.context.ok():
-                raise
         return 0
     finally:
         if node is not None:
+            stop = getattr(node, 'on_process_exit', None)
+            if stop is not None:
+                stop()
+            if executor is not None:
+                executor.remove_node(node)
             node.destroy_node()
+        if executor is not None:
+            executor.shutdown()
         rclpy.try_shutdown()

@@ -1,0 +1,79 @@
+"""Parameters of the Gate (node `gate`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flywheel.proposal import ProposalLimits
+from flywheel.settings import setting
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    policy_path: str = setting('policy.yaml', 'Risk policy YAML; relative paths resolve against '
+                               "the package's config directory.", read_only=True)
+    accepted_oracle_versions: tuple[str, ...] = setting(
+        ['1.0.0'], 'Oracle versions whose verdicts count when there is no governance (no '
+        'trust_root_path).', read_only=True)
+    command_timeout: float = setting(0.3, 'An approved command is honoured this long (s, steady '
+                                     'clock); then the Gate publishes stop.', lo=0.01, hi=5.0,
+                                     read_only=True)
+    tick_period: float = setting(0.02, 'While nothing is approved the Gate publishes stop this '
+                                 'often (s), and expires late verdicts.', lo=0.001, hi=1.0,
+                                 read_only=True)
+    verdict_timeout: float = setting(0.25, 'A proposal with no verdict after this long (s) is '
+                                     'decided NO_VERDICT.', lo=0.001, hi=5.0, read_only=True)
+    signal_timeout: float = setting(0.2, 'A verdict stamped longer ago than this (s) is stale.',
+                                    lo=0.001, hi=5.0, read_only=True)
+    proposal_timeout: float = setting(0.5, 'A proposal stamped longer ago than this (s) is stale.',
+                                      lo=0.001, hi=10.0, read_only=True)
+    max_clock_skew: float = setting(0.05, 'A stamp (or proposer epoch) later than now by more '
+                                    'than this (s) is refused as FUTURE_STAMP.', lo=0.0, hi=5.0,
+                                    read_only=True)
+    odom_timeout: float = setting(0.1, 'Odometry older than this (s) cannot anchor a proposal: '
+                                  'STALE_ODOMETRY.', lo=0.001, hi=5.0, read_only=True)
+    max_pending: int = setting(64, 'Proposals held waiting for verdicts; the oldest is decided '
+                               'NO_VERDICT (overload) when full.', lo=1, hi=10000, read_only=True)
+    frame_id: str = setting('map', 'World frame every proposal and the odometry must be in.',
+                            read_only=True)
+    max_points: int = setting(200, 'Most trajectory points a proposal may carry (the message '
+                              'allows 1000).', lo=1, hi=1000, read_only=True)
+    max_horizon: float = setting(10.0, 'Longest trajectory (s).', lo=0.01, hi=600.0,
+                                 read_only=True)
+    max_sample_gap: float = setting(0.5, 'Longest time between two trajectory points (s).',
+                                    lo=0.001, hi=60.0, read_only=True)
+    kinematic_tolerance: float = setting(0.02, 'How far (m) a pose may lie from where the twist '
+                                         'before it leads.', lo=0.0, hi=1.0, read_only=True)
+    kinematic_yaw_tolerance: float = setting(0.02, 'The same for heading (rad).', lo=0.0, hi=1.0,
+                                             read_only=True)
+    max_seq_jump: int = setting(1000000, 'A proposal seq further ahead of the last one than this '
+                                'is refused (SEQ_JUMP) and does not advance the replay floor.',
+                                lo=1, hi=2**62, read_only=True)
+    allowed_proposers: tuple[str, ...] = setting(['proposer'], 'Trusted proposer ids.',
+                                                 read_only=True)
+    trust_root_path: str = setting('', 'root.json of the trust root: with it, only the accepted '
+                                   'versions of a fresh OracleStatus from governance count '
+                                   '(none until one is heard) and accepted_oracle_versions is '
+                                   'ignored.', read_only=True)
+    max_status_age: float = setting(5.0, 'An OracleStatus stamped longer ago than this (s, wall '
+                                    'clock) when it arrives is not believed.', lo=0.1, hi=600.0,
+                                    read_only=True)
+    stamped: bool = setting(False, 'Publish geometry_msgs/TwistStamped on cmd_vel (stamp: when '
+                            'the command was approved, so a base can drop stale ones) instead '
+                            'of Twist.', read_only=True)
+
+    def __post_init__(self):
+        if self.tick_period >= self.command_timeout:
+            raise ValueError(f'tick_period: must be shorter than command_timeout '
+                             f'({self.command_timeout}), got {self.tick_period}')
+
+    @property
+    def hold(self) -> float:
+        """Longest time (s) a command can be in force: what a verdict must have scored."""
+        return self.command_timeout + self.tick_period
+
+    def limits(self) -> ProposalLimits:
+        return ProposalLimits(self.frame_id, self.max_points, tuple(self.allowed_proposers),
+                              min_horizon=self.hold, max_horizon=self.max_horizon,
+                              max_sample_gap=self.max_sample_gap,
+                              kinematic_tolerance=self.kinematic_tolerance,
+                              kinematic_yaw_tolerance=self.kinematic_yaw_tolerance)

@@ -1,0 +1,34 @@
+"""Which release directive from governance an Oracle may apply.
+
+The Oracle verifies every release itself; these rules keep a *valid* but superseded release out:
+directives apply in the order governance issued them ((epoch, seq) strictly increasing, a restarted
+governance having a newer epoch), and the release number never goes down except on an explicit
+rollback directive. Verification runs on one worker thread, one directive at a time, and only the
+newest pending directive is kept, so a slow verification finishing late cannot overtake a newer one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Directive:
+    epoch: int
+    seq: int
+    number: int
+    oracle_version: str
+    rollback: bool
+    bundle: bytes
+    root: bytes
+
+
+def directive_problem(d: Directive, last_applied: tuple[int, int] | None,
+                      running_number: int) -> str | None:
+    """Why ``d`` must not be applied (None when it may be verified and applied)."""
+    if last_applied is not None and (d.epoch, d.seq) <= last_applied:
+        return (f'directive ({d.epoch}, {d.seq}) is not newer than the one applied '
+                f'{last_applied} (replayed or out of order)')
+    if d.number < running_number and not d.rollback:
+        return (f'release {d.number} is older than the running release {running_number} and '
+                'the directive is not a rollback')
+    return None
