@@ -68,3 +68,43 @@ def tamper(path, *statements: str) -> None:
         conn.execute(statement)
     conn.commit()
     conn.close()
+
+
+# Record bodies as flywheel.ros.records makes them from messages (test/ros checks that it does).
+GATE = '/gate_decisions'
+EPOCH = 1_795_000_000_000_000_000
+
+
+def verdict_body(pid: str, seq: int, collision_risk: float = 0.1, **changes) -> dict:
+    """A SafetySignals record: every field of the verdict, its signature as hex."""
+    return {'stamp_ns': EPOCH + seq * 1_000_000, 'frame_id': 'map', 'proposal_id': pid,
+            'proposal_digest': f'{seq:064x}', 'oracle_version': '1.0.0', 'overlay_version': '',
+            'epoch': EPOCH + 7, 'seq': seq, 'safety_score': 1.0 - collision_risk,
+            'collision_risk': collision_risk, 'constraint_risk': 0.0,
+            'min_clearance': float('inf'), 'time_to_collision': float('inf'),
+            'prediction_uncertainty': 0.0, 'prediction_uncertainty_threshold': 0.3,
+            'coverage_uncertainty': 0.0, 'coverage_uncertainty_threshold': 0.5,
+            'scored_hold': 0.5, 'anchor_tolerance': 0.2, 'anchor_yaw_tolerance': 0.3,
+            'evidence_status': 1,
+            'evidence': [{'rule_id': 'obstacle:shelf_a', 'kind': 3, 'value': 0.2, 'x': 1.0,
+                          'y': float('nan')}],
+            'evaluation_ns': 1_500_000, 'key_id': 'oracle-1', 'signature': 'ab' * 64,
+            **changes}
+
+
+def decision_body(pid: str, action: str = 'ALLOW', signals: dict | None = None,
+                  subject: str = 'PROPOSAL', **changes) -> dict:
+    """A GateDecision record (without its stream position, which the trail adds)."""
+    return {'subject': subject, 'proposal_id': pid, 'proposer_id': 'proposer',
+            'proposal_digest': signals['proposal_digest'] if signals else '',
+            'action': action, 'reasons': ['WITHIN_POLICY'] if action == 'ALLOW'
+            else ['COLLISION_RISK'], 'details': [''],
+            'oracle_version': signals['oracle_version'] if signals else '',
+            'policy_version': 'policy-1.0.0',
+            'command': [0.5, 0.0] if action == 'ALLOW' else None, 'latency_s': 0.004,
+            'signals': signals, **changes}
+
+
+def governance_body(event: str, reason: str = '', **changes) -> dict:
+    return {'event': event, 'number': 0, 'oracle_version': '', 'previous_version': '',
+            'bundle_sha256': '', 'reason': reason, 'actor': 'governance', **changes}

@@ -32,27 +32,70 @@ def test_triggers_refuse_updates_and_deletes(ledger_path, key, statement):
     conn.close()
 
 
-def test_a_batch_is_committed_once_the_interval_has_passed(ledger_path, key):
+def test_a_batch_is_committed_once_its_oldest_record_would_miss_the_next_poll(ledger_path, key):
     clock = FakeClock()
     ledger = Ledger(ledger_path, key, commit_interval=0.1, clock=clock)
+    assert ledger.poll_period == pytest.approx(0.025)
     ledger.append(RecordKind.DECISION, {'n': 1}, 1)
     reader = connect(ledger_path, readonly=True)
     count = lambda: reader.execute('SELECT COUNT(*) FROM records').fetchone()[0]  # noqa: E731
     assert count() == 0                              # still in the open batch
-    clock.now = 0.099
+    clock.now = 0.07
     ledger.append(RecordKind.DECISION, {'n': 2}, 2)
-    assert count() == 0
-    clock.now = 0.1
+    assert not ledger.commit_if_due() and count() == 0
+    clock.now = 0.08                                 # the next poll would be too late
+    assert ledger.commit_if_due() and count() == 2
+    assert reader.execute('SELECT seq FROM checkpoints').fetchall() == [(2,)]
+    clock.now = 0.15                                 # a new batch: its own age counts
     ledger.append(RecordKind.DECISION, {'n': 3}, 3)
-    assert count() == 3
-    assert reader.execute('SELECT seq FROM checkpoints').fetchall() == [(3,)]
-    clock.now = 0.15
-    ledger.append(RecordKind.DECISION, {'n': 4}, 4)
-    assert not ledger.commit_if_due() and count() == 3
     clock.now = 0.2
-    assert ledger.commit_if_due() and count() == 4
+    assert not ledger.commit_if_due() and count() == 2
+    clock.now = 0.23
+    ledger.append(RecordKind.DECISION, {'n': 4}, 4)  # an append commits a due batch too
+    assert count() == 4
     reader.close()
     ledger.close()
+
+
+def commit_latencies(interval: float, appends: list[float], phase: float) -> list[float]:
+    """Run a ledger on an injected clock as the audit node drives it (commit_if_due every
+    poll_period, from an arbitrary phase); how long each record waited for its commit."""
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = FakeClock()
+        ledger = Ledger(Path(tmp) / 'l.sqlite', load_or_create_key(Path(tmp) / 'k.pem'),
+                        commit_interval=interval, clock=clock)
+        polls = [phase * ledger.poll_period + k * ledger.poll_period
+                 for k in range(int((max(appends) + 2 * interval) / ledger.poll_period) + 2)]
+        events = sorted([(t, 'append') for t in appends] + [(t, 'poll') for t in polls])
+        appended, latencies = {}, {}
+        for t, what in events:
+            clock.now = t
+            if what == 'append':
+                appended[ledger.append(RecordKind.DECISION, {}, 0)] = t
+            else:
+                ledger.commit_if_due()
+            for seq in appended:
+                if seq <= ledger.committed_seq and seq not in latencies:
+                    latencies[seq] = t - appended[seq]
+        ledger.close()
+    assert len(latencies) == len(appends), 'a record was never committed'
+    return list(latencies.values())
+
+
+def test_a_record_arriving_just_after_a_commit_waits_at_most_one_interval():
+    # a commit at 0.10 made by an append between two polls, then a record at 0.11: under the
+    # old rule (due commit_interval after the last commit, polled every commit_interval) it
+    # waited until 0.25
+    assert max(commit_latencies(0.1, [0.0, 0.10, 0.11], phase=0.5)) <= 0.1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 2.0), min_size=1, max_size=40), st.floats(0.0, 0.999),
+       st.sampled_from([0.01, 0.1, 0.5]))
+def test_every_record_is_committed_within_one_interval(appends, phase, interval):
+    assert max(commit_latencies(interval, sorted(appends), phase)) <= interval + 1e-9
 
 
 def test_reopening_continues_the_same_chain(ledger_path, key):

@@ -68,3 +68,16 @@ def test_verifying_with_the_wrong_key_fails(ledger_path, key, tmp_path):
     from flywheel.audit.keys import load_or_create_key
     fill(ledger_path, key, 20)
     assert not report(ledger_path, load_or_create_key(tmp_path / 'stranger.pem')).ok
+
+
+def test_a_ledger_with_gap_records_verifies_and_its_summary_names_them(ledger_path, key):
+    from flywheel.audit.ledger import Ledger
+    from flywheel.audit.record import RecordKind
+    from flywheel.audit.sequence import Gap
+    ledger = Ledger(ledger_path, key)
+    ledger.append(RecordKind.GAP, Gap('/gate_decisions', 7, 3, 40).body(), 1)
+    ledger.append(RecordKind.GAP, Gap('/governance/events', 9, 1, 2).body(), 2)
+    ledger.close()
+    r = report(ledger_path, key)
+    assert r.ok and r.missing == 40
+    assert r.summary().endswith('; 2 GAP records: 40 stream records never received')

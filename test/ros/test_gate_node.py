@@ -194,3 +194,22 @@ def test_the_proposal_layout_on_the_wire_is_the_message(gate_io):
     gate_io.verdict(p)
     assert decision_for(gate_io, p).action == GateDecision.ACTION_ALLOW
 
+
+
+def test_diagnostics_report_what_was_decided_and_what_never_arrived(gate_io):
+    """Proposals lost before the Gate (gaps in (epoch, seq)) are counted, not silent."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    reports = gate_io.probe.collect(DiagnosticArray, '/diagnostics', 10)
+    for seq in (1, 2, 10):
+        p = gate_io.make(seq=seq)
+        gate_io.proposals.publish(encode_proposal(p))
+        gate_io.verdict(p)
+        decision_for(gate_io, p)
+
+    def gate_values():
+        for report in reports:
+            for status in report.status:
+                if status.name == 'alignment_flywheel: gate':
+                    yield {kv.key: kv.value for kv in status.values}
+    assert gate_io.probe.spin_until(
+        lambda: any(v.get('lost') == '7' and int(v['ALLOW']) >= 3 for v in gate_values()), 5.0)

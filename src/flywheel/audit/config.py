@@ -13,9 +13,10 @@ class AuditConfig:
                                'audit.sqlite (ROS_HOME defaults to ~/.ros).', read_only=True)
     key_path: str = setting('', 'Ed25519 key that signs checkpoints, created if missing; "" means '
                             'audit_key.pem beside the ledger.', read_only=True)
-    commit_interval: float = setting(0.1, 'Records are committed (and signed) at most this far '
-                                     'apart (s): what a kill -9 can lose.', lo=0.001, hi=10.0,
-                                     read_only=True)
+    commit_interval: float = setting(0.1, 'Every record is committed (and signed) within this '
+                                     'long (s) of its arrival: what a kill -9 can lose (a '
+                                     'restarted audit takes it again from the publishers\' '
+                                     'history).', lo=0.001, hi=10.0, read_only=True)
     link_window: float = setting(5.0, 'An incident without links is linked to the decisions of '
                                  'this many seconds before it.', lo=0.0, hi=3600.0)
     frame_id: str = setting('map', 'World frame incidents must be reported in.', read_only=True)

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 from flywheel.errors import IncidentError
 
-MAX_DESCRIPTION = 4000
+# The bounds of msg/Incident.msg, so a report that did not come over ROS meets them too.
+MAX_DESCRIPTION = 4096
+MAX_NAME = 128                    # reporter, object_id
+MAX_LINKS = 1000
+MAX_PROPOSAL_ID = 64
 MAX_FUTURE_NS = 1_000_000_000     # clocks differ a little; an incident from the future does not
 
 
@@ -45,6 +49,16 @@ def check_incident(report: IncidentReport, now_ns: int, world_frame: str) -> Inc
         raise IncidentError(f'frame_id: {report.frame_id!r}, expected {world_frame!r}')
     if not report.reporter.strip():
         raise IncidentError('reporter: must name who reports it')
+    for name in ('reporter', 'object_id'):
+        if len(getattr(report, name)) > MAX_NAME:
+            raise IncidentError(f'{name}: {len(getattr(report, name))} characters > {MAX_NAME}')
+    if len(report.linked_proposal_ids) > MAX_LINKS:
+        raise IncidentError(f'linked_proposal_ids: {len(report.linked_proposal_ids)} > '
+                            f'{MAX_LINKS}')
+    for pid in report.linked_proposal_ids:
+        if len(pid) > MAX_PROPOSAL_ID:
+            raise IncidentError(f'linked_proposal_ids: {pid[:80]!r}... longer than '
+                                f'{MAX_PROPOSAL_ID}')
     if len(report.description) > MAX_DESCRIPTION:
         raise IncidentError(f'description: {len(report.description)} characters > '
                             f'{MAX_DESCRIPTION}')

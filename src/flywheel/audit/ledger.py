@@ -2,9 +2,12 @@
 
 - Every record is hash-chained to the one before it (flywheel.audit.record).
 - SQL triggers refuse UPDATE and DELETE on every table.
-- Records are committed in batches, at most ``commit_interval`` apart; each commit also writes a
-  checkpoint signing the last record's hash with the writer's Ed25519 key, in the same
-  transaction. A kill -9 therefore loses at most the records appended since the last commit, and
+- Records are committed in batches; each commit also writes a checkpoint signing the last
+  record's hash with the writer's Ed25519 key, in the same transaction. Every record is committed
+  within ``commit_interval`` of being appended: a batch is due once its oldest record is
+  ``commit_interval - poll_period`` old, and ``commit_if_due()`` runs on every append and must be
+  called at least every ``poll_period`` (the audit node's timer does), so the commit comes at most
+  one poll later. A kill -9 therefore loses at most the last ``commit_interval`` of records, and
   never breaks the chain (SQLite transactions are atomic; WAL with synchronous=NORMAL survives a
   process crash).
 - On open, the last ``verify_window`` records (from the newest valid checkpoint before them) are
@@ -29,6 +32,8 @@ from flywheel.audit.verify import walk
 from flywheel.errors import LedgerError
 
 FORMAT = 'flywheel-ledger-1'
+# commit_if_due() is polled this many times per commit_interval (see the module docstring).
+POLLS_PER_INTERVAL = 4
 log = logging.getLogger('flywheel.audit')
 
 _SCHEMA = '''
@@ -81,12 +86,12 @@ class Ledger:
         self._key = key
         self._key_id = key_id(key.public_key())
         self.commit_interval = commit_interval
+        self.poll_period = commit_interval / POLLS_PER_INTERVAL
         self.verify_window = verify_window
         self._clock = clock
         self._now_ns = now_ns
         self._conn = connect(self.path)
-        self._in_batch = False
-        self._last_commit = clock()
+        self._batch_opened: float | None = None    # when the oldest uncommitted record came
         self._init_meta()
         self.seq, self.prev_hash = self._recover()
         self.committed_seq = self.seq
@@ -98,9 +103,9 @@ class Ledger:
         text = canonical_body(body)
         seq = self.seq + 1
         record_hash = chain_hash(self.prev_hash, seq, stamp_ns, kind.value, text)
-        if not self._in_batch:
+        if self._batch_opened is None:
             self._conn.execute('BEGIN')
-            self._in_batch = True
+            self._batch_opened = self._clock()
         self._conn.execute('INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)',
                            (seq, int(stamp_ns), kind.value, text, self.prev_hash, record_hash))
         self.seq, self.prev_hash = seq, record_hash
@@ -108,21 +113,23 @@ class Ledger:
         return seq
 
     def commit_if_due(self) -> bool:
-        if self._in_batch and self._clock() - self._last_commit >= self.commit_interval:
+        """Commit if the oldest uncommitted record would otherwise miss its deadline before the
+        next poll; whether it committed."""
+        if (self._batch_opened is not None
+                and self._clock() - self._batch_opened >= self.commit_interval - self.poll_period):
             self.commit()
             return True
         return False
 
     def commit(self) -> None:
         """Sign the last record and commit the batch with its checkpoint, atomically."""
-        if self._in_batch:
+        if self._batch_opened is not None:
             signature = self._key.sign(checkpoint_message(self.seq, self.prev_hash)).hex()
             self._conn.execute('INSERT INTO checkpoints VALUES (?, ?, ?, ?)',
                                (self.seq, self.prev_hash, self._key_id, signature))
             self._conn.execute('COMMIT')
-            self._in_batch = False
+            self._batch_opened = None
             self.committed_seq = self.seq
-        self._last_commit = self._clock()
 
     def close(self) -> None:
         if self._conn is not None:

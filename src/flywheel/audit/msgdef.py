@@ -1,15 +1,13 @@
 """Concatenated ROS 2 message definitions (the `ros2msg` schema text MCAP readers expect), read
-from the .msg files the packages install under share/<package>/msg/."""
+from the .msg files the packages install under share/<package>/msg/, with the message types each
+one uses found by rosidl's own parser (rosidl_adapter, part of every ROS 2 install)."""
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 from flywheel.errors import FlywheelError
 
-PRIMITIVES = {'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'int16', 'uint16',
-              'int32', 'uint32', 'int64', 'uint64', 'string', 'wstring'}
 SEPARATOR = '=' * 80
 
 
@@ -30,32 +28,33 @@ def msg_file(package: str, name: str) -> Path:
     return path
 
 
-def _dependencies(package: str, text: str) -> list[tuple[str, str]]:
-    found = []
-    for line in text.splitlines():
-        line = line.split('#', 1)[0].strip()
-        if not line:
-            continue
-        base = re.sub(r'(<=\d+)?(\[.*\])?$', '', line.split()[0])
-        if base in PRIMITIVES or re.match(r'(w?string)<=\d+', line.split()[0]):
-            continue
-        pkg, _, name = base.rpartition('/')
-        found.append((pkg.replace('/msg', '') or package, name))
-    return found
+def _dependencies(package: str, name: str, text: str) -> list[tuple[str, str]]:
+    """(package, message) of every field of a message type, in field order."""
+    try:
+        from rosidl_adapter.parser import InvalidSpecification, parse_message_string
+    except ImportError as exc:
+        raise FlywheelError('reading message definitions needs rosidl_adapter (part of a ROS 2 '
+                            'install; ros-rosidl-adapter on PyPI)') from exc
+    try:
+        spec = parse_message_string(package, name, text)
+    except (InvalidSpecification, ValueError) as exc:
+        raise FlywheelError(f'{package}/{name}: not a valid message definition: {exc}') from exc
+    return [(f.type.pkg_name, f.type.type) for f in spec.fields
+            if not f.type.is_primitive_type()]
 
 
 def full_text(package: str, name: str) -> str:
     """The definition of package/name followed by each message it uses, once, depth first."""
     seen, parts = {(package, name)}, []
 
-    def visit(pkg: str, msg: str) -> None:
-        for dep in _dependencies(pkg, msg_file(pkg, msg).read_text()):
+    def visit(pkg: str, msg: str, text: str) -> None:
+        for dep in _dependencies(pkg, msg, text):
             if dep not in seen:
                 seen.add(dep)
-                parts.append(f'{SEPARATOR}\nMSG: {dep[0]}/{dep[1]}\n'
-                             f'{msg_file(*dep).read_text().rstrip()}\n')
-                visit(*dep)
+                dep_text = msg_file(*dep).read_text()
+                parts.append(f'{SEPARATOR}\nMSG: {dep[0]}/{dep[1]}\n{dep_text.rstrip()}\n')
+                visit(*dep, dep_text)
 
-    main = msg_file(package, name).read_text().rstrip() + '\n'
-    visit(package, name)
-    return main + ''.join(parts)
+    main = msg_file(package, name).read_text()
+    visit(package, name, main)
+    return main.rstrip() + '\n' + ''.join(parts)

@@ -16,11 +16,17 @@ GENESIS = '0' * 64
 
 
 class RecordKind(str, enum.Enum):
-    DECISION = 'decision'
+    """What a record is. Records of a sequenced stream (decisions, ignored verdicts, governance
+    events) carry ``stream``, ``epoch`` and ``seq`` in their body (flywheel.audit.sequence)."""
+
+    DECISION = 'decision'                # a GateDecision of subject PROPOSAL, with its verdict
+    IGNORED_VERDICT = 'ignored_verdict'  # a GateDecision of subject VERDICT: a verdict ignored
     INCIDENT = 'incident'
-    RELEASE = 'release'
-    LIFECYCLE = 'lifecycle'
-    SEGMENT = 'segment'      # a new chain segment anchored to the last good record
+    RELEASE = 'release'                  # a GovernanceEvent about a release
+    LIFECYCLE = 'lifecycle'              # the audit's own start/stop; governance's transitions
+    GAP = 'gap'                          # records of a stream that never reached the audit
+    STREAMS = 'streams'                  # the audit's position in every stream (a restart reads it)
+    SEGMENT = 'segment'                  # a new chain segment anchored to the last good record
 
 
 def canonical_body(body: dict[str, Any]) -> str:

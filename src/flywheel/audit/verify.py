@@ -5,6 +5,10 @@ verifier computed for the previous record (for a SEGMENT record: for its declare
 stored hash is the hash of its own content. Every record must also be covered by a checkpoint
 whose Ed25519 signature verifies and whose hash is the one the verifier computed: a chain rewritten
 from some point on (hashes recomputed) fails there, since the rewriter cannot sign.
+
+GAP records (stream records the audit never received) are honest records: a chain holding them
+verifies, and the report counts them so a summary never hides them
+(flywheel.audit.sequence.check_completeness says what exactly is missing).
 """
 from __future__ import annotations
 
@@ -105,15 +109,23 @@ class VerifyReport:
     last_seq: int
     key_id: str
     segments: list[dict]
+    gaps: list[dict] = field(default_factory=list)   # GAP record bodies, with their seq
 
     @property
     def ok(self) -> bool:
         return self.first_bad is None
 
+    @property
+    def missing(self) -> int:
+        """Stream records that GAP records name as never received."""
+        return sum(g['count'] for g in self.gaps if isinstance(g.get('count'), int))
+
     def summary(self) -> str:
         if self.ok:
+            gaps = (f'; {len(self.gaps)} GAP records: {self.missing} stream records never '
+                    'received' if self.gaps else '')
             return (f'OK: {self.records} records, chain intact, signed through record '
-                    f'{self.signed_through} by key {self.key_id}')
+                    f'{self.signed_through} by key {self.key_id}{gaps}')
         acknowledged = [s for s in self.segments
                         if s['damaged_from'] <= self.first_bad <= s['damaged_to']]
         note = (f' (damage acknowledged by segment record {acknowledged[0]["seq"]})'
@@ -144,4 +156,23 @@ def verify_ledger(conn: sqlite3.Connection, public_key) -> VerifyReport:
         problem = (f'records {signed_through + 1}..{last_seq} are not covered by a signed '
                    'checkpoint (appended or rewritten outside the writer)')
     return VerifyReport(result.records, len(checkpoints), first_bad, problem, signed_through,
-                        last_seq, key_id(public_key), result.segments)
+                        last_seq, key_id(public_key), result.segments, _gaps(conn))
+
+
+def gap_text(gap: dict) -> str:
+    """One line for a GAP record's body, however malformed."""
+    where = gap.get('stream') if isinstance(gap.get('stream'), dict) else {}
+    return (f'{where.get("name")} epoch {where.get("epoch")}: {gap.get("count")} records '
+            f'{gap.get("first")}..{gap.get("last")} never received')
+
+
+def _gaps(conn: sqlite3.Connection) -> list[dict]:
+    found = []
+    for seq, body in conn.execute('SELECT seq, body FROM records WHERE kind = ? ORDER BY seq',
+                                  (RecordKind.GAP.value,)):
+        try:
+            gap = json.loads(body)
+        except ValueError:
+            gap = {}
+        found.append((gap if isinstance(gap, dict) else {}) | {'seq': seq})
+    return found

@@ -9,10 +9,12 @@ from pathlib import Path
 from flywheel.audit.keys import load_public_key
 from flywheel.audit.ledger import connect
 from flywheel.audit.query import Query, parse_time, records, stored_public_key
-from flywheel.audit.verify import verify_ledger
+from flywheel.audit.record import RecordKind
+from flywheel.audit.sequence import check_completeness
+from flywheel.audit.verify import gap_text, verify_ledger
 from flywheel.errors import FlywheelError, LedgerError
 
-EXIT_OK, EXIT_TAMPERED = 0, 1
+EXIT_OK, EXIT_TAMPERED, EXIT_INCOMPLETE = 0, 1, 1
 
 
 def _key(conn, key_path: str | None):
@@ -29,6 +31,7 @@ def cmd_verify(args) -> int:
     try:
         key, source = _key(conn, args.key)
         report = verify_ledger(conn, key)
+        completeness = check_completeness(conn) if args.require_complete else None
     finally:
         conn.close()
     print(report.summary())
@@ -36,9 +39,33 @@ def cmd_verify(args) -> int:
         print('note: checked against the public key stored in the ledger itself, which proves '
               'integrity but not who wrote it; pass --key with the writer\'s public key')
     for segment in report.segments:
-        print(f'segment record {segment["seq"]}: records {segment["damaged_from"]}.."'
+        print(f'segment record {segment["seq"]}: records {segment["damaged_from"]}..'
               f'{segment["damaged_to"]} found damaged by the writer ({segment["problem"]})')
-    return EXIT_OK if report.ok else EXIT_TAMPERED
+    for gap in report.gaps:
+        print(f'gap record {gap["seq"]}: {gap_text(gap)}')
+    if not report.ok:
+        return EXIT_TAMPERED
+    if completeness is not None:
+        _print_completeness(completeness, only_incomplete=True)
+        return EXIT_OK if completeness.complete else EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def cmd_gaps(args) -> int:
+    conn = connect(args.ledger, readonly=True)
+    try:
+        completeness = check_completeness(conn)
+    finally:
+        conn.close()
+    _print_completeness(completeness, only_incomplete=False)
+    return EXIT_OK if completeness.complete else EXIT_INCOMPLETE
+
+
+def _print_completeness(completeness, only_incomplete: bool) -> None:
+    for stream in completeness.streams:
+        if not (only_incomplete and stream.complete):
+            print(stream.line())
+    print(completeness.summary())
 
 
 def _when(ns: int) -> str:
@@ -65,15 +92,28 @@ def _print(rows, as_json: bool, line) -> int:
     return EXIT_OK
 
 
+_DECISION_KINDS = (RecordKind.DECISION.value, RecordKind.IGNORED_VERDICT.value)
+
+
+def _line(r: dict) -> str:
+    head = f'{r["seq"]:>8} {_when(r["stamp_ns"])} {r["kind"]:<9} '
+    if r['kind'] in _DECISION_KINDS:
+        return (head + f'{r["action"]:<8} {r["proposal_id"]} oracle {r["oracle_version"]} '
+                f'[{", ".join(map(str, r["reasons"]))}]'
+                + (f' #{r["stream"]["epoch"]}/{r["stream"]["seq"]}'
+                   if isinstance(r.get('stream'), dict) else '')
+                + ('' if r.get('signals') or r['kind'] != RecordKind.DECISION.value
+                   or not r['oracle_version'] else ' NO SIGNALS'))
+    if r['kind'] == RecordKind.GAP.value:
+        return head + gap_text(r)
+    return head + json.dumps({k: v for k, v in r.items() if k not in ('seq', 'stamp_ns', 'kind')},
+                             sort_keys=True)
+
+
 def cmd_query(args) -> int:
     conn = connect(args.ledger, readonly=True)
     try:
-        return _print(records(conn, _query(args, args.kind)), args.json, lambda r: (
-            f'{r["seq"]:>8} {_when(r["stamp_ns"])} {r["kind"]:<9} '
-            + (f'{r["action"]:<8} {r["proposal_id"]} oracle {r["oracle_version"]} '
-               f'[{", ".join(r["reasons"])}]' if r['kind'] == 'decision' else
-               json.dumps({k: v for k, v in r.items() if k not in ('seq', 'stamp_ns', 'kind')},
-                          sort_keys=True))))
+        return _print(records(conn, _query(args, args.kind)), args.json, _line)
     finally:
         conn.close()
 
@@ -114,11 +154,18 @@ def add_commands(sub) -> None:
     verify = verbs.add_parser('verify', help='check the hash chain and signed checkpoints')
     verify.add_argument('ledger')
     verify.add_argument('--key', help="the writer's public key (PEM); default: the ledger's own")
+    verify.add_argument('--require-complete', action='store_true',
+                        help='also exit 1 unless every numbered stream record is in the ledger '
+                             'exactly once: none missing (named by a GAP record or not), none '
+                             'twice')
     verify.set_defaults(func=cmd_verify)
+    gaps = verbs.add_parser('gaps', help='per stream and epoch: records, gaps, duplicates; '
+                            'exits 1 if anything is missing or doubled')
+    gaps.add_argument('ledger')
+    gaps.set_defaults(func=cmd_gaps)
     query = verbs.add_parser('query', help='list records matching filters')
     query.add_argument('ledger')
-    query.add_argument('--kind', choices=['decision', 'incident', 'release', 'lifecycle',
-                                          'segment'])
+    query.add_argument('--kind', choices=[k.value for k in RecordKind])
     query.add_argument('--action', choices=['ALLOW', 'DEGRADE', 'ESCALATE', 'BLOCK', 'FALLBACK'])
     query.add_argument('--release', help='Oracle version')
     query.add_argument('--proposer', help='proposer id')

@@ -1,26 +1,32 @@
-"""audit_node: writes every gate decision (with the signals behind it), release event and incident
-to the signed, hash-chained ledger, and takes incident reports (service report_incident)."""
+"""audit_node: writes every gate decision (with the verdict it embeds), governance event (release
+events and the governance node's lifecycle transitions) and incident to the signed, hash-chained
+ledger, and takes incident reports (service report_incident).
+
+Gate decisions and governance events are numbered streams heard with qos.RECORDS (reliable,
+transient-local): a late or restarted audit receives their recent history, records each record
+once, and records a GAP for what it never received (flywheel.audit.trail). Their publishers must
+offer the same durability; one that does not is refused by DDS, and said loudly here.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from lifecycle_msgs.msg import TransitionEvent
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 
-from alignment_flywheel.msg import GateDecision, Incident, GovernanceEvent
-from alignment_flywheel.msg import SafetySignals as SignalsMsg
+from alignment_flywheel.msg import GateDecision, GovernanceEvent, Incident
 from alignment_flywheel.srv import ReportIncident
 from flywheel.audit.config import AuditConfig
 from flywheel.audit.keys import load_or_create_key
 from flywheel.audit.ledger import Ledger
-from flywheel.audit.trail import AuditTrail
+from flywheel.audit.trail import AuditTrail, Receipt
 from flywheel.errors import IncidentError
 from flywheel.ros import qos, topics
 from flywheel.ros.convert import from_time
-from flywheel.ros.records import (decision_record, incident_report, release_record,
-                                  signals_record)
 from flywheel.ros.params import declare_config
+from flywheel.ros.records import (decision_record, governance_record, incident_report,
+                                  position)
 from flywheel.ros.run import run_node
 
 
@@ -33,38 +39,44 @@ class AuditNode(Node):
         ledger = Ledger(ledger_file, load_or_create_key(config.key_file(ros_home)),
                         config.commit_interval, now_ns=self.now_ns)
         self.trail = AuditTrail(ledger, config.frame_id, config.link_window)
-        self.trail.lifecycle('started', self.now_ns(), node=self.get_fully_qualified_name())
-        self.create_subscription(GateDecision, topics.GATE_DECISIONS, self.on_decision,
-                                 qos.STREAM)
-        self.create_subscription(SignalsMsg, topics.SAFETY_SIGNALS, self.on_signals, qos.STREAM)
+        self.trail.start(self.now_ns(), node=self.get_fully_qualified_name())
+        self.decisions = self.create_subscription(
+            GateDecision, topics.GATE_DECISIONS, self.on_decision, qos.RECORDS,
+            event_callbacks=self._refusals(topics.GATE_DECISIONS))
+        self.governance = self.create_subscription(
+            GovernanceEvent, topics.GOVERNANCE_EVENTS, self.on_governance, qos.RECORDS,
+            event_callbacks=self._refusals(topics.GOVERNANCE_EVENTS))
         self.create_subscription(Incident, topics.INCIDENTS, self.on_incident, qos.STREAM)
-        self.create_subscription(GovernanceEvent, topics.GOVERNANCE_EVENTS, self.on_release, qos.STREAM)
         self.create_service(ReportIncident, topics.REPORT_INCIDENT, self.on_report)
-        # lifecycle nodes announce every transition on <node>/transition_event
-        self.create_subscription(TransitionEvent, topics.GOVERNANCE_TRANSITIONS,
-                                 self.on_transition, qos.STREAM)
-        self.create_timer(config.commit_interval, ledger.commit_if_due)
+        # polled every poll_period, so every record is committed within commit_interval
+        self.create_timer(ledger.poll_period, ledger.commit_if_due)
         self.get_logger().info(f'audit ledger {ledger_file} at record {ledger.seq}')
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def on_signals(self, msg: SignalsMsg) -> None:
-        self.trail.signals(msg.proposal_id, signals_record(msg))
+    def _refusals(self, topic: str) -> SubscriptionEventCallbacks:
+        def refused(info) -> None:
+            self.get_logger().error(
+                f'a publisher on {topic} offers a QoS the audit cannot accept '
+                f'({info.last_policy_kind}): nothing it publishes is recorded; publish with '
+                'flywheel.ros.qos.RECORDS (reliable, transient-local)')
+        return SubscriptionEventCallbacks(incompatible_qos=refused)
 
     def on_decision(self, msg: GateDecision) -> None:
-        self.trail.decision(decision_record(msg), from_time(msg.header.stamp))
+        self._report(self.trail.decision(position(self.decisions.topic_name, msg),
+                                         decision_record(msg), from_time(msg.header.stamp)))
 
-    def on_release(self, msg: GovernanceEvent) -> None:
-        try:
-            self.trail.release(release_record(msg), from_time(msg.header.stamp))
-        except KeyError:
-            self.get_logger().error(f'release event {msg.event} is outside the contract; ignored')
+    def on_governance(self, msg: GovernanceEvent) -> None:
+        self._report(self.trail.governance(position(self.governance.topic_name, msg),
+                                           governance_record(msg), from_time(msg.header.stamp)))
 
-    def on_transition(self, msg: TransitionEvent) -> None:
-        self.trail.lifecycle('transition', self.now_ns(), node='governance',
-                             transition=msg.transition.label, start=msg.start_state.label,
-                             goal=msg.goal_state.label)
+    def _report(self, receipt: Receipt) -> None:
+        if receipt.gap is not None:
+            gap = receipt.gap
+            self.get_logger().error(
+                f'{gap.stream} epoch {gap.epoch}: records {gap.first}..{gap.last} never arrived '
+                f'({gap.count}); recorded as gap record {receipt.gap_seq}')
 
     def on_incident(self, msg: Incident) -> None:
         try:
@@ -89,8 +101,7 @@ class AuditNode(Node):
         return response
 
     def destroy_node(self) -> None:
-        self.trail.lifecycle('stopped', self.now_ns())
-        self.trail.ledger.close()
+        self.trail.stop(self.now_ns())
         super().destroy_node()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry as OdometryMsg
 from rclpy.clock import Clock, ClockType
@@ -21,7 +22,8 @@ from flywheel.enforcement.config import GateConfig
 from flywheel.enforcement.decision import Action, Decision, Finding, Reason
 from flywheel.enforcement.gate import Gate, Now
 from flywheel.enforcement.policy import load_policy
-from flywheel.ros import qos, topics
+from flywheel.health import Health, LatencyWindow, Level, RateCounter, counts_text
+from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.command_output import CommandOutput
 from flywheel.ros.convert import (decision_to_msg, odometry_from_msg, signals_from_msg,
                                   status_from_msg, to_time)
@@ -59,6 +61,12 @@ class GateNode(Node):
             self.create_subscription(OracleStatusMsg, topics.ORACLE_STATUS, self.on_status,
                                      qos.STATUS)
         self.create_timer(config.tick_period, self.on_tick, clock=self._steady)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, 10)
+        self.create_timer(1.0, self.on_diagnostics, clock=self._steady)
+        self._rate = RateCounter()
+        self._latency = LatencyWindow()
+        self._last_rejection = ''
+        self._counted = self.gate.counts.copy()
         self.get_logger().info(
             f'gate ready: policy {policy.version}, oracle versions '
             + (f'from governance ({config.trust_root_path})' if config.trust_root_path
@@ -148,7 +156,13 @@ class GateNode(Node):
         if any(d.command is not None or d.action >= Action.BLOCK for d in decisions):
             self.output.wake()        # a new approval or a withdrawal takes effect now
         for decision in decisions:
+            self._rate.add()
+            if decision.latency_ns > 0:
+                self._latency.add(decision.latency_ns * 1e-9)
             if decision.action >= Action.BLOCK:
+                self._last_rejection = (f'{decision.action.name} {decision.proposal_id}: '
+                                        f'{decision.findings[0].reason.name} '
+                                        f'{decision.findings[0].detail}')[:256]
                 self.get_logger().info(
                     f'{decision.action.name} {decision.subject.name.lower()} '
                     f'{decision.proposal_id}: '
@@ -157,6 +171,39 @@ class GateNode(Node):
             self.seq += 1
             self.decision_pub.publish(decision_to_msg(decision, self.epoch, self.seq,
                                                       self.config.frame_id))
+
+    def on_diagnostics(self) -> None:
+        """Fail-closed state, what counts, how busy, what went wrong since the last report."""
+        counts, before = self.gate.counts, self._counted
+        self._counted = counts.copy()
+        new = {k: counts[k] - before.get(k, 0) for k in counts}
+        command = self.gate.command_at(time.monotonic_ns())
+        level, message = Level.OK, 'approved command in force'
+        if command is None:
+            level, message = Level.WARN, 'stopped: no approved command in force'
+        if new.get('lost') or new.get('overload') or new.get('OVERLOAD'):
+            level, message = Level.WARN, 'overloaded: proposals shed or lost'
+        if any(k.startswith('ignored_') and v for k, v in new.items()):
+            level, message = Level.WARN, 'verdicts ignored (forged, replayed or malformed)'
+        if not self.gate.accepted_versions:
+            level, message = Level.ERROR, 'no Oracle version accepted: the robot stays stopped'
+        if new.get('INTERNAL_ERROR') or new.get('STALE_ODOMETRY'):
+            level, message = Level.ERROR, ('internal error' if new.get('INTERNAL_ERROR')
+                                           else 'no fresh odometry: nothing can be approved')
+        now = self.ros_ns()
+        values = (('command_in_force', str(command)),
+                  ('accepted_oracle_versions', ','.join(sorted(self.gate.accepted_versions))),
+                  ('decisions_per_s', f'{self._rate.rate(time.monotonic_ns()):.1f}'),
+                  ('decision_latency', self._latency.summary()),
+                  ('last_rejection', self._last_rejection),
+                  ('epoch', str(self.epoch)), ('decisions', str(self.seq)),
+                  ) + counts_text(counts, ('ALLOW', 'DEGRADE', 'ESCALATE', 'BLOCK', 'FALLBACK',
+                                           'lost', 'overload', 'OVERSIZE', 'MALFORMED',
+                                           'status_refused') + tuple(sorted(
+                                               k for k in counts if k.startswith('ignored_'))))
+        self.diagnostics_pub.publish(diagnostics.health_to_msg([Health(
+            'alignment_flywheel: gate', self.get_fully_qualified_name(), level, message,
+            values)], now))
 
     def _internal_error(self, proposal_id: str, proposer_id: str, exc: Exception) -> Decision:
         self.get_logger().error(f'{proposal_id}: {exc!r}; falling back to stop')
