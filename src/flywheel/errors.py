@@ -17,12 +17,33 @@ class SpecError(FlywheelError, ValueError):
         self.problem = problem
 
 
+class SpecLimitError(SpecError):
+    """A document exceeds a size limit (YAML nodes, nesting depth, scalar length, vertices,
+    polygons, coverage cells); refused before anything is built from it."""
+
+
+class YamlAliasError(SpecLimitError):
+    """A document uses YAML anchors or aliases, refused because they multiply its size."""
+
+
+class InputError(FlywheelError):
+    """An operator's input cannot be read: a missing or unreadable file, a malformed status file."""
+
+
 class PlannerLoadError(FlywheelError):
     """A planner plugin named as ``module:Class`` cannot be imported or built."""
 
 
 class GraphError(FlywheelError):
     """A node process of the graph died, or the graph never came up."""
+
+
+class GovernanceUnreachableError(GraphError):
+    """No governance node answers the service (not running, not active, another ROS_DOMAIN_ID)."""
+
+
+class GovernanceTimeoutError(GovernanceUnreachableError):
+    """Governance took the request but gave no answer in time; it may still act on it."""
 
 
 class LedgerError(FlywheelError):
@@ -46,7 +67,15 @@ class IncidentError(FlywheelError, ValueError):
 
 
 class ReleaseError(FlywheelError):
-    """An Oracle release (or trust root) is refused. Nothing was loaded."""
+    """An Oracle release (or trust root) is refused. Nothing was loaded.
+
+    ``bundle_sha256`` (hex, "" when the bytes could not be hashed) and ``key_ids`` (the key ids
+    that signed the refused metadata, verified or not; () when unknown) say what was refused and
+    who submitted it; `verify_submission` fills them in.
+    """
+
+    bundle_sha256: str = ''
+    key_ids: tuple[str, ...] = ()
 
 
 class CorruptBundleError(ReleaseError):
@@ -54,7 +83,13 @@ class CorruptBundleError(ReleaseError):
 
 
 class UnsafeBundleError(ReleaseError):
-    """The archive holds something other than plain files with known names (paths, links)."""
+    """The archive holds something other than plain files with known names (paths, links, PAX or
+    GNU extended headers, headers other than the canonical ones)."""
+
+
+class TrailingDataError(UnsafeBundleError):
+    """Bytes outside the archive's members: after the gzip stream, in a member's padding, or
+    anything but zero blocks after the last member."""
 
 
 class OversizeBundleError(ReleaseError):
@@ -69,6 +104,10 @@ class ExpiredReleaseError(ReleaseError):
     """The release's signed metadata has expired."""
 
 
+class ExpiredRootError(ExpiredReleaseError):
+    """The trust root a release would be verified against has expired (rotate it first)."""
+
+
 class RollbackError(ReleaseError):
     """The release number is not newer than the installed one (rollback or replay)."""
 
@@ -77,9 +116,47 @@ class TargetMismatchError(ReleaseError):
     """A file's length or hash differs from what the signed metadata pins."""
 
 
+class UnpinnedFileError(TargetMismatchError):
+    """The bundle holds a file the signed metadata does not pin, or lacks one it pins."""
+
+
 class ReleaseSchemaError(ReleaseError):
     """The metadata or the Oracle spec inside the bundle is malformed."""
 
 
+class BadReleaseNumberError(ReleaseSchemaError):
+    """A release number (or root version) outside 1..2**63-1 (1..2**32-1 for a root)."""
+
+
+class OversizeSpecError(ReleaseSchemaError):
+    """The signed Oracle spec exceeds a size limit or uses YAML aliases; the cause is the
+    SpecLimitError naming the field."""
+
+
+class RootSchemaError(ReleaseSchemaError):
+    """A trust root is not valid TUF root metadata (e.g. a threshold of 0)."""
+
+
 class RootRotationError(ReleaseError):
     """A new trust root is not signed by the threshold of both the old and the new root keys."""
+
+
+class OperatorKeyError(ReleaseError):
+    """An operator key (a key file, or a key listed in a trust root) is malformed, not Ed25519,
+    or inconsistent."""
+
+
+class KeyIdMismatchError(OperatorKeyError):
+    """A key's id is not the one derived from its key material."""
+
+
+class DuplicateKeyError(OperatorKeyError):
+    """The same key material is listed more than once (it would count twice toward a threshold)."""
+
+
+class StoreError(ReleaseError):
+    """The robot's release store is unreadable, corrupt, or cannot be written."""
+
+
+class KeyFileError(FlywheelError):
+    """A node's signing key file is missing, unreadable, readable by others, or not Ed25519."""

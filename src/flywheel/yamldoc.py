@@ -2,10 +2,17 @@
 
 Every configuration document (Oracle spec, risk policy, world) is parsed through these helpers, so
 a typo in a key or a bad number is a `SpecError` at start-up, never a silently ignored setting.
+
+Before a document is composed, its event stream is scanned once (linear, libyaml's parser, no
+recursion) against `YamlLimits`: total nodes, nesting depth, scalar length, one document, no
+anchors or aliases (an alias bomb multiplies a small document a millionfold), core tags only. Only
+a document inside the limits is built, so building it is bounded too (libyaml's composer recurses
+in C: a document nested 100,000 deep crashes the process).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,29 +20,92 @@ import shapely
 import yaml
 from shapely.geometry import Polygon
 
-from flywheel.errors import SpecError
+from flywheel.errors import SpecError, SpecLimitError, YamlAliasError
 
 
 # libyaml's safe loader when PyYAML has it (about 5x faster on a 1,000-polygon spec).
 _SAFE_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+_NO_ALIASES = ('anchors and aliases are refused (write each value out; yaml.dump writes an '
+               'anchor for an object it meets twice)')
+_CORE_TAGS = frozenset(f'tag:yaml.org,2002:{t}' for t in ('str', 'int', 'float', 'bool', 'null',
+                                                          'seq', 'map'))
 
 
-def load_yaml(path: str | Path) -> dict:
+@dataclass(frozen=True)
+class YamlLimits:
+    """What a YAML document may hold, checked on its event stream before it is built."""
+
+    max_nodes: int = 100_000        # scalars, sequences and mappings (keys count)
+    max_depth: int = 32             # nested sequences/mappings
+    max_scalar_chars: int = 4096    # also keeps int() of a digit string cheap
+
+
+YAML_LIMITS = YamlLimits()
+
+
+def load_yaml(path: str | Path, limits: YamlLimits = YAML_LIMITS) -> dict:
     """The mapping at the top of a YAML file."""
     try:
         text = Path(path).read_text(encoding='utf-8')
     except OSError as exc:
         raise SpecError(str(path), f'cannot read: {exc.strerror or exc}') from exc
-    return parse_yaml(text, str(path))
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(path), f'not UTF-8 text: {exc}') from exc
+    return parse_yaml(text, str(path), limits)
 
 
-def parse_yaml(text: str, where: str) -> dict:
-    """The mapping at the top of a YAML document (safe loading only)."""
+def parse_yaml(text: str, where: str, limits: YamlLimits = YAML_LIMITS) -> dict:
+    """The mapping at the top of a YAML document (safe loading only, within ``limits``)."""
+    check_yaml(text, where, limits)
     try:
         doc = yaml.load(text, Loader=_SAFE_LOADER)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
         raise SpecError(where, f'not valid YAML: {exc}') from exc
     return mapping(doc, where)
+
+
+def check_yaml(text: str, where: str, limits: YamlLimits = YAML_LIMITS) -> None:
+    """Raise SpecLimitError (YamlAliasError for anchors and aliases) unless the document is
+    inside ``limits``; one linear pass over its events, stopping at the first excess."""
+    nodes = depth = documents = 0
+    try:
+        for event in yaml.parse(text, Loader=_SAFE_LOADER):
+            kind = type(event)
+            if kind is yaml.AliasEvent:
+                raise YamlAliasError(where, f'alias *{event.anchor} at line {_line(event)}: '
+                                     f'{_NO_ALIASES}')
+            if kind in (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent):
+                if event.anchor is not None:
+                    raise YamlAliasError(where, f'anchor &{event.anchor} at line {_line(event)}: '
+                                         f'{_NO_ALIASES}')
+                if event.tag is not None and event.tag not in _CORE_TAGS:
+                    raise SpecError(where, f'tag {_show(event.tag)} at line {_line(event)}: '
+                                    'only the core YAML tags are accepted')
+                nodes += 1
+                if nodes > limits.max_nodes:
+                    raise SpecLimitError(where, f'more than {limits.max_nodes} YAML nodes '
+                                         f'(at line {_line(event)})')
+                if kind is yaml.ScalarEvent:
+                    if len(event.value) > limits.max_scalar_chars:
+                        raise SpecLimitError(where, f'a {len(event.value)}-character scalar at '
+                                             f'line {_line(event)} > {limits.max_scalar_chars}')
+                else:
+                    depth += 1
+                    if depth > limits.max_depth:
+                        raise SpecLimitError(where, f'nested deeper than {limits.max_depth} '
+                                             f'(at line {_line(event)})')
+            elif kind in (yaml.SequenceEndEvent, yaml.MappingEndEvent):
+                depth -= 1
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise SpecError(where, f'a second YAML document at line {_line(event)}')
+    except yaml.YAMLError as exc:
+        raise SpecError(where, f'not valid YAML: {exc}') from exc
+
+
+def _line(event) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 0
 
 
 def mapping(value: Any, field: str, allowed: set[str] | None = None,
@@ -90,11 +160,16 @@ def text(value: Any, field: str, *, allow_empty: bool = False) -> str:
     return value
 
 
-def polygon(value: Any, field: str) -> Polygon:
-    """A valid polygon with positive area from a list of at least 3 [x, y] vertices."""
+MAX_VERTICES = 1024
+
+
+def polygon(value: Any, field: str, max_vertices: int = MAX_VERTICES) -> Polygon:
+    """A valid polygon with positive area from a list of 3..max_vertices [x, y] vertices."""
     vertices = sequence(value, field)
     if len(vertices) < 3:
         raise SpecError(field, f'need >= 3 vertices, got {len(vertices)}')
+    if len(vertices) > max_vertices:
+        raise SpecLimitError(field, f'{len(vertices)} vertices > {max_vertices}')
     points = []
     for i, vertex in enumerate(vertices):
         pair = sequence(vertex, f'{field}[{i}]')

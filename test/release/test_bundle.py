@@ -1,17 +1,20 @@
 """Every way a release can be bad is refused with its own error, before anything is loaded."""
+import hashlib
 import io
 import tarfile
 from datetime import timedelta
 
 import pytest
+from tuf.api.metadata import Metadata
 
-from flywheel.errors import (CorruptBundleError, ExpiredReleaseError, OversizeBundleError,
-                             ReleaseSchemaError, RollbackError, TargetMismatchError,
+from flywheel.errors import (BadReleaseNumberError, CorruptBundleError, ExpiredReleaseError,
+                             OversizeBundleError, ReleaseSchemaError, RollbackError,
+                             TargetMismatchError, TrailingDataError, UnpinnedFileError,
                              UnsafeBundleError, UnsignedReleaseError)
-from flywheel.release.bundle import (SPEC, TARGETS, _pack, build_bundle, read_bundle, sign_bundle,
-                                     verify_bundle)
+from flywheel.release.bundle import (ROOT, SPEC, TARGETS, _pack, build_bundle, read_bundle,
+                                     sign_bundle, verify_bundle)
 from flywheel.release.keys import generate_key, load_signer
-from test.release.conftest import LATER, NOW, spec_bytes
+from test.release.conftest import LATER, NOW, craft, spec_bytes
 
 
 def signed(operators, count=2, number=2, expires=LATER, spec=None):
@@ -170,3 +173,57 @@ def test_missing_targets_metadata(root):
 def test_targets_that_are_not_tuf_metadata(root):
     with pytest.raises(ReleaseSchemaError, match='not valid TUF'):
         verify_bundle(_pack({SPEC: spec_bytes(), TARGETS: b'{"signed": 1}'}), root, NOW, 1)
+
+
+# -- numbers, pins and what a refusal says (issue: parsing before trust; pin everything) ---------
+
+def test_a_signed_release_numbered_2_to_the_64_is_refused(operators, root):
+    """It used to install, then crash governance on every restart (uint64 message fields)."""
+    with pytest.raises(BadReleaseNumberError, match='18446744073709551616'):
+        verify_bundle(craft(operators, spec_bytes(), number=2**64), root, NOW, 1)
+
+
+def test_the_largest_release_number_is_fine(operators, root):
+    assert verify_bundle(craft(operators, spec_bytes(), number=2**63 - 1), root, NOW, 1).number \
+        == 2**63 - 1
+
+
+def test_build_refuses_a_number_out_of_range():
+    with pytest.raises(BadReleaseNumberError):
+        build_bundle(spec_bytes(), 2**63, LATER)
+
+
+def test_an_unpinned_root_json_added_to_a_signed_release(operators, root):
+    """Anyone could add a root.json to a signed release; the signed targets must pin it."""
+    files = read_bundle(signed(operators))
+    with pytest.raises(UnpinnedFileError, match=r"\['root.json'\] not pinned"):
+        verify_bundle(_pack({**files, ROOT: root.to_bytes()}), root, NOW, 1)
+
+
+def test_a_carried_root_is_pinned_by_build(operators, root):
+    bundle = build_bundle(spec_bytes(), 2, LATER, root=root.to_bytes())
+    targets = Metadata.from_bytes(read_bundle(bundle)[TARGETS]).signed
+    assert targets.targets[ROOT].length == len(root.to_bytes())
+
+
+def test_a_pinned_root_swapped_after_signing(operators, root):
+    bundle = sign_bundle(sign_bundle(build_bundle(spec_bytes(), 2, LATER, root=root.to_bytes()),
+                                     operators[0][0]), operators[1][0])
+    files = read_bundle(bundle)
+    other = root.to_bytes().replace(b'"version":1', b'"version":2')
+    with pytest.raises(TargetMismatchError, match='root.json'):
+        verify_bundle(_pack({**files, ROOT: other}), root, NOW, 1)
+
+
+def test_junk_appended_to_a_signed_release(operators, root):
+    """Same signed content, new sha256: refused, so one release has one identity."""
+    with pytest.raises(TrailingDataError):
+        verify_bundle(signed(operators) + b'\0junk', root, NOW, 1)
+
+
+def test_a_refusal_names_the_bundle_and_its_signers(operators, root):
+    bundle = signed(operators, 1)
+    with pytest.raises(UnsignedReleaseError) as caught:
+        verify_bundle(bundle, root, NOW, 1)
+    assert caught.value.bundle_sha256 == hashlib.sha256(bundle).hexdigest()
+    assert caught.value.key_ids == (operators[0][0].public_key.keyid,)

@@ -1,32 +1,83 @@
 """`flywheel keygen`, `flywheel release build|sign|verify`, `flywheel root init|sign|rotate|verify`:
-the operator's offline commands (no ROS needed). `push`, `status` and `rollback` talk to the graph.
+the operator's offline commands (no ROS needed). `release push`, `status` and `rollback` talk to
+the running governance node (flywheel/ros/release_client.py).
+
+`release verify` decides exactly as governance does: both call `verify_submission` with the
+trusted root, the time, the installed release number and the size limit.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from flywheel.errors import FlywheelError, ReleaseError
-from flywheel.release.bundle import build_bundle, sign_bundle, spec_version, verify_bundle
+from flywheel.errors import InputError, ReleaseError
+from flywheel.release.bundle import (MAX_BUNDLE_BYTES, MAX_RELEASE_NUMBER, build_bundle,
+                                     sign_bundle, spec_version)
 from flywheel.release.keys import generate_key, load_public, load_signer, public_path
-from flywheel.release.root import check_self_signed, load_root, new_root, sign, verify_rotation
+from flywheel.release.root import (MAX_ROOT_BYTES, check_self_signed, load_root, new_root, sign,
+                                   verify_rotation)
+from flywheel.release.submission import verify_submission
+
+MAX_DAYS = 3650.0
+MAX_TIMEOUT_S = 3600.0
+MAX_SPEC_FILE_BYTES = 64 * 1024 * 1024
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def _read(path: str) -> bytes:
+def _read(path: str, limit: int = MAX_SPEC_FILE_BYTES) -> bytes:
+    """A file's bytes; one larger than ``limit`` is read only that far (the check that follows
+    refuses it as oversize)."""
     try:
-        return Path(path).read_bytes()
+        with open(path, 'rb') as src:
+            return src.read(limit + 1)
     except OSError as exc:
-        raise FlywheelError(f'{path}: {exc.strerror}') from exc
+        raise InputError(f'{path}: {exc.strerror or exc}') from exc
 
+
+# -- option types: every number an operator types is bounded here (a bad one is exit 2) --------
+
+def int_in(lo: int, hi: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f'must be in {lo}..{hi}, got {value}')
+        return value
+    return parse
+
+
+def positive_float(hi: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
+        if not 0.0 < value <= hi:            # NaN fails this too
+            raise argparse.ArgumentTypeError(f'must be in (0, {hi:g}], got {text}')
+        return value
+    return parse
+
+
+RELEASE_NUMBER = int_in(1, MAX_RELEASE_NUMBER)
+INSTALLED_NUMBER = int_in(0, MAX_RELEASE_NUMBER)
+DAYS = positive_float(MAX_DAYS)
+SECONDS = positive_float(MAX_TIMEOUT_S)
+
+
+# -- commands -----------------------------------------------------------------------------------
 
 def cmd_keygen(args) -> int:
     private = Path(args.out)
     if private.exists():
-        raise FlywheelError(f'{private} exists; refusing to overwrite a key')
+        raise InputError(f'{private} exists; refusing to overwrite a key')
     key = generate_key(private)
     print(f'wrote {private} (keep it secret) and {public_path(private)}; key id {key.keyid}')
     return 0
@@ -34,31 +85,62 @@ def cmd_keygen(args) -> int:
 
 def cmd_build(args) -> int:
     spec = _read(args.spec)
-    bundle = build_bundle(spec, args.number, _now() + timedelta(days=args.expires_days),
-                          parent=args.parent, root=_read(args.root) if args.root else None)
     version = spec_version(spec)
     if args.version and args.version != version:
         raise ReleaseError(f'--version {args.version}, but the spec says {version!r}')
+    bundle = build_bundle(spec, args.number, _now() + timedelta(days=args.expires_days),
+                          parent=args.parent,
+                          root=_read(args.root, MAX_ROOT_BYTES) if args.root else None)
     Path(args.out).write_bytes(bundle)
-    print(f'wrote {args.out}: Oracle {version}, release number {args.number}, unsigned; '
-          f'now `flywheel release sign {args.out} --key ...` by enough operators')
+    print(f'wrote {args.out}: Oracle {version}, release number {args.number}'
+          + (', carrying (and pinning) a trust root' if args.root else '')
+          + f', unsigned; now `flywheel release sign {args.out} --key ...` by enough operators')
     return 0
 
 
 def cmd_sign(args) -> int:
     signer = load_signer(Path(args.key))
-    Path(args.bundle).write_bytes(sign_bundle(_read(args.bundle), signer))
+    Path(args.bundle).write_bytes(sign_bundle(_read(args.bundle, MAX_BUNDLE_BYTES), signer))
     print(f'signed {args.bundle} with key {signer.public_key.keyid}')
     return 0
 
 
 def cmd_verify(args) -> int:
-    root = load_root(_read(args.root))
-    release = verify_bundle(_read(args.bundle), root, _now(), args.installed)
+    root = load_root(_read(args.root, MAX_ROOT_BYTES))
+    installed = args.installed if args.installed is not None else installed_from_status(
+        args.status)
+    release, rotated = verify_submission(_read(args.bundle, args.max_bytes), root, _now(),
+                                         installed, args.max_bytes)
     print(f'OK: Oracle {release.oracle_version} (parent {release.parent_version or "-"}), '
-          f'release number {release.number}, signed by {len(release.signed_by)} trusted key(s), '
+          f'release number {release.number} (installed {installed}), signed by '
+          f'{len(release.signed_by)} trusted key(s) of trust root v{release.root_version}, '
           f'expires {release.expires.isoformat()}, sha256 {release.bundle_sha256}')
+    if rotated is not None:
+        print(f'it rotates the trust root to v{rotated.signed.version} (signed by the thresholds '
+              f'of v{root.signed.version} and v{rotated.signed.version}); governance installs '
+              'both together')
     return 0
+
+
+def installed_from_status(path: str) -> int:
+    """The release number governance will not go back to, from `flywheel status --json`."""
+    try:
+        doc = json.loads(_read(path, 1024 * 1024))
+    except ValueError as exc:
+        raise InputError(f'{path}: not a `flywheel status --json` file ({exc})') from exc
+    if not isinstance(doc, dict):
+        raise InputError(f'{path}: not a `flywheel status --json` file')
+    check = int_in(0, MAX_RELEASE_NUMBER)
+    try:
+        if 'installed_max' in doc:
+            return check(str(doc['installed_max']))
+        highest = max(check(str(doc['active_number'])), check(str(doc['previous_number'])))
+    except (KeyError, argparse.ArgumentTypeError) as exc:
+        raise InputError(f'{path}: no usable release numbers ({exc})') from exc
+    print(f'note: {path} has no installed_max; using the highest release number it names '
+          f'({highest}). After a rollback governance refuses numbers up to the highest ever '
+          'installed, which may be higher: give --installed if you know it.', file=sys.stderr)
+    return highest
 
 
 def cmd_root_init(args) -> int:
@@ -71,7 +153,7 @@ def cmd_root_init(args) -> int:
 
 
 def cmd_root_sign(args) -> int:
-    md = load_root(_read(args.root))
+    md = load_root(_read(args.root, MAX_ROOT_BYTES))
     sign(md, load_signer(Path(args.key)))
     Path(args.root).write_bytes(md.to_bytes())
     print(f'signed {args.root} (v{md.signed.version}); {len(md.signatures)} signature(s)')
@@ -79,7 +161,7 @@ def cmd_root_sign(args) -> int:
 
 
 def cmd_root_rotate(args) -> int:
-    old = load_root(_read(args.old))
+    old = load_root(_read(args.old, MAX_ROOT_BYTES))
     keys = [load_public(Path(p)) for p in args.key]
     md = new_root(keys, args.threshold, args.targets_threshold or args.threshold,
                   _now() + timedelta(days=args.expires_days), version=old.signed.version + 1)
@@ -91,13 +173,19 @@ def cmd_root_rotate(args) -> int:
 
 
 def cmd_root_verify(args) -> int:
-    new = load_root(_read(args.root))
+    new = load_root(_read(args.root, MAX_ROOT_BYTES))
     if args.old:
-        verify_rotation(load_root(_read(args.old)), new, _now())
+        verify_rotation(load_root(_read(args.old, MAX_ROOT_BYTES)), new, _now())
         print(f'OK: root v{new.signed.version} may replace v{new.signed.version - 1}')
-    else:
-        check_self_signed(new, _now())
-        print(f'OK: root v{new.signed.version} carries its own threshold')
+        return 0
+    check_self_signed(new, _now())
+    role = new.signed.roles['root']
+    print(f'OK (first install): root v{new.signed.version} carries the threshold of its own keys '
+          f'({role.threshold} of {len(role.keyids)}) and has not expired. Only self-consistency '
+          'was checked: anyone can make a self-signed root. Before installing it, confirm these '
+          'key ids with their operators over another channel:')
+    for keyid in sorted(new.signed.keys):
+        print(f'  {keyid}')
     return 0
 
 
@@ -113,62 +201,93 @@ def add_commands(sub) -> None:
     keygen.add_argument('out', help='private key file to write (the .pub.json goes beside it)')
     keygen.set_defaults(func=cmd_keygen)
 
-    release = sub.add_parser('release', help='build, sign and verify Oracle releases')
-    verbs = release.add_subparsers(dest='verb', required=True)
+    release = sub.add_parser('release', help='build, sign, verify and push Oracle releases')
+    verbs = release.add_subparsers(dest='verb', required=True, metavar='VERB')
     build = verbs.add_parser('build', help='bundle an Oracle spec as an unsigned release')
-    build.add_argument('spec')
-    build.add_argument('--number', type=int, required=True,
-                       help='release number, strictly above the installed one')
-    build.add_argument('--version', help="check the spec's Oracle version is this")
+    build.add_argument('spec', help='the Oracle spec (YAML) to release')
+    build.add_argument('--number', type=RELEASE_NUMBER, required=True,
+                       help=f'release number (1..{MAX_RELEASE_NUMBER}), strictly above every '
+                       'release the robot has installed')
+    build.add_argument('--version', help="check that the spec's Oracle version is this")
     build.add_argument('--parent', default='', help='the Oracle version this release refines')
-    build.add_argument('--expires-days', type=float, default=30.0)
-    build.add_argument('--root', help='a rotated trust root to ship with the release')
-    build.add_argument('--out', required=True)
+    build.add_argument('--expires-days', type=DAYS, default=30.0,
+                       help=f'the release expires this many days from now (0 < d <= '
+                       f'{MAX_DAYS:g}; default 30)')
+    build.add_argument('--root', help='a rotated trust root (signed by the old and new '
+                       'thresholds) to ship with the release; the release pins it')
+    build.add_argument('--out', required=True, help='bundle file to write (.tar.gz)')
     build.set_defaults(func=cmd_build)
     sign_ = verbs.add_parser('sign', help='append your signature to a release')
-    sign_.add_argument('bundle')
-    sign_.add_argument('--key', required=True, help='your private key')
+    sign_.add_argument('bundle', help='the release bundle; rewritten in place')
+    sign_.add_argument('--key', required=True, help='your private key (PEM)')
     sign_.set_defaults(func=cmd_sign)
-    verify = verbs.add_parser('verify', help='check a release as the robot will')
-    verify.add_argument('bundle')
-    verify.add_argument('--root', required=True, help='the trusted root.json')
-    verify.add_argument('--installed', type=int, default=0,
-                        help='the release number installed on the robot')
+    verify = verbs.add_parser('verify', help='check a release exactly as governance will')
+    verify.add_argument('bundle', help='the release bundle')
+    verify.add_argument('--root', required=True, help="the robot's trusted root.json")
+    installed = verify.add_mutually_exclusive_group(required=True)
+    installed.add_argument('--installed', type=INSTALLED_NUMBER,
+                           help='the highest release number the robot has ever installed '
+                           '(0 for none); a release at or below it is a replay')
+    installed.add_argument('--status', metavar='FILE',
+                           help='read it from the output of `flywheel status --json`')
+    verify.add_argument('--max-bytes', type=int_in(1024, 1 << 30), default=MAX_BUNDLE_BYTES,
+                        help="governance's max_bundle_bytes (default "
+                        f'{MAX_BUNDLE_BYTES})')
     verify.set_defaults(func=cmd_verify)
-    push = verbs.add_parser('push', help='submit a signed release to the running governance node')
-    push.add_argument('bundle')
-    push.add_argument('--timeout', type=float, default=10.0)
+    push = verbs.add_parser('push', help='submit a signed release to the running governance '
+                            'node and wait for its verdict')
+    push.add_argument('bundle', help='the signed release bundle')
+    push.add_argument('--timeout', type=SECONDS, default=10.0,
+                      help='seconds to wait for governance to answer (default 10); if it has '
+                      'not answered by then it may still install the release: check '
+                      '`flywheel status`')
     push.set_defaults(func=_client('push'))
 
     status = sub.add_parser('status', help='what governance has installed and the Gate accepts')
-    status.add_argument('--timeout', type=float, default=10.0)
+    status.add_argument('--timeout', type=SECONDS, default=10.0,
+                        help='seconds to wait for governance to answer (default 10)')
+    status.add_argument('--json', action='store_true',
+                        help='print the status as JSON (`release verify --status` reads it)')
     status.set_defaults(func=_client('status'))
     rollback = sub.add_parser('rollback', help='return to the previous release (signed request)')
-    rollback.add_argument('--key', required=True, help='a root operator private key')
-    rollback.add_argument('--to', type=int, help='release number (default: the previous one)')
-    rollback.add_argument('--ttl', type=float, default=60.0, help='request valid this long (s)')
-    rollback.add_argument('--timeout', type=float, default=10.0)
+    rollback.add_argument('--key', required=True, help='a root operator private key (PEM)')
+    rollback.add_argument('--to', type=RELEASE_NUMBER,
+                          help='release number (default: the previous one, asked of governance)')
+    rollback.add_argument('--ttl', type=positive_float(3600.0), default=60.0,
+                          help='the signed request is valid this long, seconds (<= 3600; '
+                          'default 60)')
+    rollback.add_argument('--timeout', type=SECONDS, default=10.0,
+                          help='seconds to wait for governance to answer (default 10)')
     rollback.set_defaults(func=_client('rollback'))
 
     root = sub.add_parser('root', help='create, sign, rotate and verify the trust root')
-    verbs = root.add_subparsers(dest='verb', required=True)
+    verbs = root.add_subparsers(dest='verb', required=True, metavar='VERB')
     init = verbs.add_parser('init', help='a first trust root (v1) from operator public keys')
     rotate = verbs.add_parser('rotate', help='the next trust root, to be signed by old and new')
     for parser in (init, rotate):
-        parser.add_argument('--key', action='append', required=True, help='a .pub.json (repeat)')
-        parser.add_argument('--threshold', type=int, required=True)
-        parser.add_argument('--targets-threshold', type=int,
+        parser.add_argument('--key', action='append', required=True,
+                            help="an operator's .pub.json (repeat for each operator)")
+        parser.add_argument('--threshold', type=int_in(1, 1000), required=True,
+                            help='signatures a root rotation needs (1..number of keys)')
+        parser.add_argument('--targets-threshold', type=int_in(1, 1000),
                             help='signatures a release needs (default: --threshold)')
-        parser.add_argument('--expires-days', type=float, default=365.0)
-        parser.add_argument('--out', required=True)
+        parser.add_argument('--expires-days', type=DAYS, default=365.0,
+                            help=f'the root expires this many days from now (0 < d <= '
+                            f'{MAX_DAYS:g}; default 365)')
+        parser.add_argument('--out', required=True, help='root.json file to write (unsigned)')
     init.set_defaults(func=cmd_root_init)
     rotate.add_argument('--old', required=True, help='the current root.json')
     rotate.set_defaults(func=cmd_root_rotate)
     rsign = verbs.add_parser('sign', help='append your signature to a root')
-    rsign.add_argument('root')
-    rsign.add_argument('--key', required=True)
+    rsign.add_argument('root', help='the root.json; rewritten in place')
+    rsign.add_argument('--key', required=True, help='your private key (PEM)')
     rsign.set_defaults(func=cmd_root_sign)
-    rverify = verbs.add_parser('verify', help='check a root (or a rotation with --old)')
-    rverify.add_argument('root')
-    rverify.add_argument('--old')
+    rverify = verbs.add_parser('verify', help='check a rotation (--old), or a first root '
+                               '(--first-install)')
+    rverify.add_argument('root', help='the root.json to check')
+    how = rverify.add_mutually_exclusive_group(required=True)
+    how.add_argument('--old', help='the root it replaces: checks the thresholds of old and new')
+    how.add_argument('--first-install', action='store_true',
+                     help='there is no old root (bootstrapping a robot): checks only that the '
+                     'root carries its own threshold; confirm its key ids out of band')
     rverify.set_defaults(func=cmd_root_verify)

@@ -14,7 +14,18 @@ class GovernanceConfig:
     trust_root_path: str = setting('', 'root.json installed on the first start (afterwards the '
                                    "store's root, rotated only by signed releases).",
                                    read_only=True)
-    max_bundle_bytes: int = setting(MAX_BUNDLE_BYTES, 'Larger bundles are refused unread.',
+    max_bundle_bytes: int = setting(MAX_BUNDLE_BYTES, 'Larger bundles are refused unread (and '
+                                    'no bundle unpacks to more than MAX_UNPACKED_BYTES, ~4.2 MB).',
                                     lo=1024, hi=1 << 30, read_only=True)
+    signing_key_path: str = setting('', 'Ed25519 key (PEM, mode 0600) that signs OracleStatus and '
+                                    'OracleRelease; "" means $ROS_HOME/alignment_flywheel/keys/'
+                                    'governance.pem.', read_only=True)
+    authenticate: bool = setting(True, 'Sign status and release directives (Gates and Oracles '
+                                 'that authenticate refuse unsigned ones). False only in tests.',
+                                 read_only=True)
+    swap_timeout: float = setting(10.0, 'After installing a release, the version the Oracle '
+                                  'still runs keeps counting until the Oracle reports the new '
+                                  'one, at most this long (s); then only the new one counts.',
+                                  lo=0.1, hi=600.0, read_only=True)
     autostart: bool = setting(True, 'Configure and activate on start (no lifecycle manager).',
                               read_only=True)

@@ -1,28 +1,81 @@
-"""ReleaseStore: the robot's on-disk record of the trust root and installed releases.
+"""ReleaseStore: the robot's on-disk record of the trust roots and installed releases.
 
-    <dir>/root.json            the trusted root (older ones kept as root.v<N>.json)
+    <dir>/root.v<N>.json       every trust root ever trusted, by version (never rewritten)
+    <dir>/root.json            a copy of the current one (state.json's root_version says which)
     <dir>/releases/<N>.tar.gz  every installed release bundle, exactly as signed
-    <dir>/state.json           {"active": N, "previous": M, "installed_max": K, "nonces": [...]}
+    <dir>/state.json           StoreState as JSON: the commit point of every change
 
-Every write is atomic (write a temporary file, fsync, rename), so a restart never sees half a
-state and never loses the active release.
+Every write is atomic (write a temporary file, fsync, rename), and state.json is written last, only
+after every file it names is in place: a restart never sees half a state and never loses the
+active release. Everything read back is checked (numbers in range, known keys) and a bad file is a
+StoreError naming it, never a traceback.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from flywheel.errors import ReleaseError
+from flywheel.errors import StoreError
+from flywheel.release.bundle import MAX_BUNDLE_BYTES, MAX_RELEASE_NUMBER
+from flywheel.release.root import MAX_ROOT_BYTES, MAX_ROOT_VERSION
+
+MAX_NONCES = 1000
+MAX_NONCE_CHARS = 128
+MAX_STATE_BYTES = 1024 * 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class StoreState:
+    """What is installed. ``active_root``/``previous_root`` are the versions of the trust roots
+    that verified those releases (None in stores written before they were recorded)."""
+
     active: int | None = None
     previous: int | None = None
     installed_max: int = 0           # anti-rollback: no submitted release at or below this
-    nonces: list[str] = field(default_factory=list)
+    nonces: tuple[str, ...] = ()
+    root_version: int | None = None  # the current trust root (None: whatever root.json holds)
+    active_root: int | None = None
+    previous_root: int | None = None
+
+    def __post_init__(self):
+        for name, hi in (('active', MAX_RELEASE_NUMBER), ('previous', MAX_RELEASE_NUMBER),
+                         ('root_version', MAX_ROOT_VERSION), ('active_root', MAX_ROOT_VERSION),
+                         ('previous_root', MAX_ROOT_VERSION)):
+            value = getattr(self, name)
+            if value is not None:
+                _check_int(name, value, 1, hi)
+        _check_int('installed_max', self.installed_max, 0, MAX_RELEASE_NUMBER)
+        if not isinstance(self.nonces, tuple) or len(self.nonces) > MAX_NONCES or not all(
+                isinstance(n, str) and 0 < len(n) <= MAX_NONCE_CHARS for n in self.nonces):
+            raise ValueError(f'nonces: need up to {MAX_NONCES} strings of 1..{MAX_NONCE_CHARS} '
+                             'characters')
+
+    def to_json(self) -> bytes:
+        return json.dumps({**dataclasses.asdict(self), 'nonces': list(self.nonces)},
+                          indent=2).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> StoreState:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            raise ValueError(f'expected an object, got {type(doc).__name__}')
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise ValueError(f'unknown key {unknown[0]!r}')
+        if 'nonces' in doc:
+            if not isinstance(doc['nonces'], list):
+                raise ValueError('nonces: expected a list')
+            doc['nonces'] = tuple(doc['nonces'])
+        return cls(**doc)
+
+
+def _check_int(name: str, value, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f'{name}: need an integer in {lo}..{hi}, got {value!r}')
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -37,38 +90,70 @@ def write_atomic(path: Path, data: bytes) -> None:
 class ReleaseStore:
     def __init__(self, directory: Path):
         self.dir = Path(directory)
-        (self.dir / 'releases').mkdir(parents=True, exist_ok=True)
+        try:
+            (self.dir / 'releases').mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f'{self.dir}: cannot create the release store '
+                             f'({exc.strerror or exc})') from exc
 
     @property
     def root_path(self) -> Path:
         return self.dir / 'root.json'
 
-    def root_bytes(self) -> bytes | None:
-        return self.root_path.read_bytes() if self.root_path.exists() else None
+    def root_bytes(self, version: int | None = None) -> bytes | None:
+        """The current root (root.json), or the root of ``version``; None if there is none."""
+        path = self.root_path if version is None else self.dir / f'root.v{version}.json'
+        return self._read(path, MAX_ROOT_BYTES) if path.exists() else None
 
-    def set_root(self, data: bytes, version: int) -> None:
-        if self.root_path.exists():
-            os.replace(self.root_path, self.dir / f'root.v{version - 1}.json')
-        write_atomic(self.root_path, data)
+    def root_versions(self) -> list[int]:
+        """Versions of the stored roots, newest first."""
+        versions = []
+        for path in self.dir.glob('root.v*.json'):
+            digits = path.name[len('root.v'):-len('.json')]
+            if digits.isdigit() and len(digits) <= 10:
+                versions.append(int(digits))
+        return sorted(versions, reverse=True)
+
+    def add_root(self, data: bytes, version: int) -> None:
+        """Keep a trusted root by version and make it root.json (state.json still decides)."""
+        self._write(self.dir / f'root.v{version}.json', data)
+        self._write(self.root_path, data)
 
     def state(self) -> StoreState:
         path = self.dir / 'state.json'
         if not path.exists():
             return StoreState()
         try:
-            return StoreState(**json.loads(path.read_text()))
+            return StoreState.from_json(self._read(path, MAX_STATE_BYTES))
         except (ValueError, TypeError) as exc:
-            raise ReleaseError(f'{path}: unreadable release state ({exc})') from exc
+            raise StoreError(f'{path}: unreadable release state ({exc})') from exc
 
     def save_state(self, state: StoreState) -> None:
-        write_atomic(self.dir / 'state.json', json.dumps(state.__dict__, indent=2).encode())
+        self._write(self.dir / 'state.json', state.to_json())
 
-    def bundle(self, number: int) -> bytes:
+    def bundle(self, number: int, max_bytes: int = MAX_BUNDLE_BYTES) -> bytes:
         path = self.dir / 'releases' / f'{number}.tar.gz'
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise ReleaseError(f'release {number} is not in the store ({exc.strerror})') from exc
+        if not path.exists():
+            raise StoreError(f'release {number} is not in the store ({path} is missing)')
+        return self._read(path, max_bytes)
 
     def add_bundle(self, number: int, data: bytes) -> None:
-        write_atomic(self.dir / 'releases' / f'{number}.tar.gz', data)
+        self._write(self.dir / 'releases' / f'{number}.tar.gz', data)
+
+    @staticmethod
+    def _read(path: Path, max_bytes: int) -> bytes:
+        try:
+            with open(path, 'rb') as src:
+                data = src.read(max_bytes + 1)
+        except OSError as exc:
+            raise StoreError(f'{path}: cannot read ({exc.strerror or exc})') from exc
+        if len(data) > max_bytes:
+            raise StoreError(f'{path}: larger than {max_bytes} bytes')
+        return data
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            raise StoreError(f'{path}: cannot write ({exc.strerror or exc})') from exc

@@ -2,7 +2,10 @@
 service call each to the governance node."""
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +14,8 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
-from flywheel.errors import FlywheelError, GraphError, ReleaseError
+from flywheel.errors import (GovernanceTimeoutError, GovernanceUnreachableError, InputError,
+                             ReleaseError)
 from flywheel.release.governor import rollback_message
 from flywheel.release.keys import load_signer
 from flywheel.ros import topics
@@ -24,14 +28,14 @@ def _call(service_type, name: str, request, timeout: float):
     try:
         client = node.create_client(service_type, name)
         if not client.wait_for_service(timeout_sec=timeout):
-            raise GraphError(f'no governance node answers {name} (is it running and active, on '
-                             'this ROS_DOMAIN_ID?)')
+            raise GovernanceUnreachableError(f'no governance node answers {name} (is it running '
+                                             'and active, on this ROS_DOMAIN_ID?)')
         future = client.call_async(request)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         executor.spin_until_future_complete(future, timeout_sec=timeout)
         if not future.done():
-            raise GraphError(f'{name}: no answer within {timeout} s')
+            raise GovernanceTimeoutError(f'{name}: no answer within {timeout:g} s')
         return future.result()
     finally:
         node.destroy_node()
@@ -42,10 +46,20 @@ def push(args) -> int:
     try:
         bundle = Path(args.bundle).read_bytes()
     except OSError as exc:
-        raise FlywheelError(f'{args.bundle}: {exc.strerror}') from exc
+        raise InputError(f'{args.bundle}: {exc.strerror}') from exc
+    sha256 = hashlib.sha256(bundle).hexdigest()
+    print(f'pushing {args.bundle} ({len(bundle)} bytes, sha256 {sha256}); waiting up to '
+          f'{args.timeout:g} s for governance to verify it...', file=sys.stderr, flush=True)
     request = SubmitRelease.Request()
     request.bundle = list(bundle)
-    reply = _call(SubmitRelease, topics.SUBMIT_RELEASE, request, args.timeout)
+    try:
+        reply = _call(SubmitRelease, topics.SUBMIT_RELEASE, request, args.timeout)
+    except GovernanceTimeoutError as exc:
+        raise GovernanceTimeoutError(
+            f'sent, but no verdict within {args.timeout:g} s: governance may still be verifying '
+            f'and may still install it. Follow it with `flywheel status` (its active release, or '
+            f'its last rejection naming sha256 {sha256[:16]}); a longer --timeout waits longer. '
+            'Pushing it again once installed is refused as a replay.') from exc
     if not reply.accepted:
         raise ReleaseError(f'refused by governance: {reply.reason}')
     print(f'installed release {reply.number}: the Oracle now swaps to {reply.oracle_version}')
@@ -54,12 +68,26 @@ def push(args) -> int:
 
 def status(args) -> int:
     s = _call(GetStatus, topics.GET_STATUS, GetStatus.Request(), args.timeout).status
+    if getattr(args, 'json', False):
+        print(json.dumps(status_fields(s), indent=2))
+        return 0
     print(f'governance {s.state}; active Oracle {s.active_version or "none"} (release '
           f'{s.active_number}); previous {s.previous_version or "none"} (release '
           f'{s.previous_number}); accepted by the Gate: {", ".join(s.accepted_versions) or "none"}'
           f'; trust root v{s.root_version}'
           + (f'\nlast rejection: {s.last_rejection}' if s.last_rejection else ''))
     return 0
+
+
+def status_fields(msg) -> dict:
+    """The plain fields of an OracleStatus (numbers, text, lists of text) for JSON."""
+    out = {}
+    for name in msg.get_fields_and_field_types():
+        value = getattr(msg, name)
+        if isinstance(value, (bool, int, str)) or (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            out[name] = value
+    return out
 
 
 def rollback(args) -> int:
