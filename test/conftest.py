@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,11 @@ os.environ['ROS_DOMAIN_ID'] = str(100 + os.getpid() % 100)
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 # ROS logs and the audit node's default ledger go to a scratch home, not the user's ~/.ros
 os.environ['ROS_HOME'] = tempfile.mkdtemp(prefix='flywheel-test-ros-home-')
+
+# ... and the robot's keys and trust root where every node looks by default (flywheel keys init).
+from flywheel.provision import default_key_dir, provision  # noqa: E402
+
+KEYS = provision(default_key_dir(), datetime.now(timezone.utc)).directory
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'config'

@@ -13,11 +13,9 @@ The layout is that of msg/Proposal.msg; test/test_wire.py holds this module to r
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-
 import numpy as np
 
-from flywheel.proposal import Proposal, make_proposal
+from flywheel.proposal import Proposal
 
 CDR_LE = b'\x00\x01'
 MAX_ID = 64               # proposal_id, proposer_id, key_id (msg bounds)
@@ -41,15 +39,6 @@ class WireError(ValueError):
         self.proposal_id = proposal_id
         self.proposer_id = proposer_id
         self.oversize = oversize
-
-
-@dataclass(frozen=True)
-class WireProposal:
-    """A decoded proposal and the optional signature that travelled with it."""
-
-    proposal: Proposal
-    key_id: str
-    signature: bytes
 
 
 class _Reader:
@@ -112,7 +101,7 @@ class _Reader:
         return n
 
 
-def decode_proposal(data: bytes, max_points: int = MAX_POINTS) -> WireProposal:
+def decode_proposal(data: bytes, max_points: int = MAX_POINTS) -> Proposal:
     """The Proposal in ``data``; WireError (with the ids read so far) if malformed or over a bound.
 
     ``max_points`` may be tighter than the message bound (a node's own limit); a longer trajectory
@@ -142,13 +131,26 @@ def decode_proposal(data: bytes, max_points: int = MAX_POINTS) -> WireProposal:
     yaw = np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
     states = np.column_stack([points['px'], points['py'], yaw, points['vx'], points['wz']])
     t_ns = points['sec'].astype(np.int64) * 1_000_000_000 + points['nsec'].astype(np.int64)
-    proposal = make_proposal(r.proposal_id, r.proposer_id, seq, frame_id, stamp_ns, t_ns, states,
-                             (linear[0], angular[2]), epoch)
-    return WireProposal(proposal, key_id, signature)
+    return Proposal(r.proposal_id, r.proposer_id, seq, frame_id, stamp_ns, t_ns, states,
+                    (float(linear[0]), float(angular[2])), epoch, key_id, signature)
 
 
-def encode_proposal(p: Proposal, key_id: str = '', signature: bytes = b'') -> bytes:
-    """The CDR bytes a ROS 2 subscriber of alignment_flywheel/Proposal reads as ``p``."""
+def encode_proposal(p: Proposal, signer=None) -> bytes:
+    """The CDR bytes a ROS 2 subscriber of alignment_flywheel/Proposal reads as ``p``.
+
+    With ``signer`` (a flywheel.auth.MessageKey) the bytes carry its signature over the digest of
+    the proposal *as read from these bytes*: headings travel as quaternions and can come back one
+    ulp off, so signing the digest of ``p`` itself would fail at every reader. The key id and
+    signature are the message's last fields, so signing never changes the bytes they cover.
+    """
+    head = _encode_body(p)
+    if signer is None:
+        return head + _encode_signature(p.key_id, p.signature)
+    read = decode_proposal(head + _encode_signature('', b''))
+    return head + _encode_signature(signer.key_id, signer.sign(read.signing_bytes()))
+
+
+def _encode_body(p: Proposal) -> bytes:
     out = bytearray(CDR_LE + b'\x00\x00')
 
     def pad(size: int) -> None:
@@ -184,7 +186,12 @@ def encode_proposal(p: Proposal, key_id: str = '', signature: bytes = b'') -> by
         out.extend(points.tobytes())
     for value in (p.command[0], 0.0, 0.0, 0.0, 0.0, p.command[1]):
         put('<d', value)
-    put_string(key_id)
-    put('<I', len(signature))
-    out.extend(signature)
     return bytes(out)
+
+
+def _encode_signature(key_id: str, signature: bytes) -> bytes:
+    """key_id (string) and signature (uint8 sequence) after the body, which ends 8-aligned (a
+    float64), so the string's length needs no padding."""
+    raw = key_id.encode('utf-8')
+    return (struct.pack('<I', len(raw) + 1) + raw + b'\x00'
+            + b'\x00' * ((-(len(raw) + 1)) % 4) + struct.pack('<I', len(signature)) + signature)

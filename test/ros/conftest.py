@@ -25,9 +25,10 @@ from flywheel.oracle.oracle import Oracle  # noqa: E402
 from flywheel.proposal import ProposalLimits  # noqa: E402
 from flywheel.ros import qos, topics  # noqa: E402
 from flywheel.ros.convert import signals_to_msg, to_time  # noqa: E402
+from flywheel.auth import load_message_key  # noqa: E402
 from flywheel.ros.transport import configure_transport  # noqa: E402
-from flywheel.wire import encode_proposal  # noqa: E402
-from test.conftest import CONFIG  # noqa: E402
+from flywheel.wire import decode_proposal, encode_proposal  # noqa: E402
+from test.conftest import CONFIG, KEYS  # noqa: E402
 from test.helpers import straight  # noqa: E402
 
 configure_transport()      # the test process talks to the nodes as they talk to each other
@@ -146,8 +147,11 @@ class GateIO:
         self.commands = probe.collect(command_type, topics.CMD_VEL, qos.COMMAND)
         self.decisions = probe.collect(GateDecision, topics.GATE_DECISIONS, qos.RECORDS)
         self.oracle = Oracle(spec, ProposalLimits())
+        self.oracle_key = load_message_key(KEYS / 'oracle.pem')
+        self.proposer_key = load_message_key(KEYS / 'proposer.pem')
         self.odometry = OdometryFeed(probe, *self.START)
         self.epoch = time.time_ns()
+        self.raw: dict[str, bytes] = {}       # the signed bytes of every proposal made
         self.seq = 0
         self.verdict_seq = 0
 
@@ -166,21 +170,31 @@ class GateIO:
         x, y, yaw = kwargs.pop('x', self.START[0]), kwargs.pop('y', self.START[1]), self.START[2]
         p = straight(x, y, yaw, kwargs.pop('v', 0.5), seq=kwargs.pop('seq', self.seq),
                      stamp_ns=self.probe.now_ns(), **kwargs)
-        return dataclasses.replace(p, epoch=self.epoch)
+        p, self.raw[p.proposal_id] = signed_bytes(dataclasses.replace(p, epoch=self.epoch),
+                                                  self.proposer_key)
+        return p
 
     def propose(self, **kwargs):
         p = self.make(**kwargs)
-        self.proposals.publish(encode_proposal(p))
+        self.proposals.publish(self.raw[p.proposal_id])
         return p
 
-    def verdict(self, p, **changes) -> SignalsMsg:
+    def verdict(self, p, sign: bool = True, **changes) -> SignalsMsg:
+        """Publish the Oracle's verdict on p (see verdict_msg)."""
+        msg = self.verdict_msg(p, sign, **changes)
+        self.signals.publish(msg)
+        return msg
+
+    def verdict_msg(self, p, sign: bool = True, **changes) -> SignalsMsg:
+        """The Oracle's verdict on p, with ``changes`` made before it is signed (as an Oracle
+        that says so would), or unsigned."""
         self.verdict_seq += 1
         changes.setdefault('stamp_ns', self.probe.now_ns())
         v = dataclasses.replace(self.oracle.evaluate(p), epoch=self.epoch, seq=self.verdict_seq,
                                 **changes)
-        msg = signals_to_msg(v, 'map')
-        self.signals.publish(msg)
-        return msg
+        if sign:
+            v = sign_signals(v, self.oracle_key)
+        return signals_to_msg(v, 'map')
 
     def decisions_for(self, p) -> list:
         return [d for d in self.decisions if d.proposal_id == p.proposal_id]
@@ -193,7 +207,7 @@ class GateIO:
             for _ in range(100):
                 ghost = self.make(proposer_id='handshake')
                 if topic == 'proposals':
-                    self.proposals.publish(encode_proposal(ghost))
+                    self.proposals.publish(self.raw[ghost.proposal_id])
                 else:
                     self.verdict(ghost)
                 if self.probe.spin_until(lambda: self.decisions_for(ghost), 0.3):
@@ -201,6 +215,16 @@ class GateIO:
             else:
                 raise AssertionError(f'the gate never heard our {topic}')
         self.decisions.clear()
+
+
+def signed_bytes(p, key) -> tuple:
+    """(the proposal as the Gate will read it, the bytes to publish)."""
+    raw = encode_proposal(p, key)
+    return decode_proposal(raw), raw
+
+
+def sign_signals(s, key):
+    return dataclasses.replace(s, key_id=key.key_id, signature=key.sign(s.canonical_bytes()))
 
 
 def decision_for(io: GateIO, p, timeout: float = 5.0):

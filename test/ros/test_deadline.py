@@ -19,10 +19,12 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from alignment_flywheel.msg import GateDecision, Proposal as ProposalMsg
+from flywheel.auth import load_message_key
 from flywheel.ros import qos, topics
 from flywheel.ros.convert import from_time
 from flywheel.wire import encode_proposal
 from test.helpers import straight
+from test.conftest import KEYS
 from test.ros.conftest import OdometryFeed, wait_matched
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -39,6 +41,7 @@ class Stream:
 
     def __init__(self, probe, publisher, rate: float = 50.0):
         self.probe, self.pub, self.period = probe, publisher, 1.0 / rate
+        self.key = load_message_key(KEYS / 'proposer.pem')
         self.epoch, self.seq = time.time_ns(), 0
         self.sent: dict[str, int] = {}
         self._running = threading.Event()
@@ -51,11 +54,12 @@ class Stream:
         while not self._stop.is_set():
             if self._running.is_set():
                 self.seq += 1
-                p = dataclasses.replace(straight(*START, 0.5, seq=self.seq,
-                                                 stamp_ns=self.probe.now_ns()), epoch=self.epoch)
+                p = dataclasses.replace(
+                    straight(*START, 0.5, seq=self.seq, stamp_ns=self.probe.now_ns()),
+                    epoch=self.epoch)
                 self.sent[p.proposal_id] = p.seq
                 try:
-                    self.pub.publish(encode_proposal(p))
+                    self.pub.publish(encode_proposal(p, self.key))
                 except Exception:  # noqa: BLE001 - torn down
                     return
             next_at += self.period

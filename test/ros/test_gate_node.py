@@ -10,10 +10,10 @@ import signal
 import numpy as np
 import pytest
 from geometry_msgs.msg import TwistStamped
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 
-from alignment_flywheel.msg import GateDecision
-from flywheel.ros.convert import from_time, proposal_to_msg, signals_to_msg
+from alignment_flywheel.msg import GateDecision, Proposal as ProposalMsg
+from flywheel.ros.convert import from_time, signals_to_msg
 from flywheel.wire import encode_proposal
 from test.helpers import straight
 from test.ros.conftest import GateIO, decision_for, moving
@@ -190,7 +190,7 @@ def test_the_gate_says_stop_on_its_way_out(gate_io):
 def test_the_proposal_layout_on_the_wire_is_the_message(gate_io):
     """The bytes the Gate reads are those any ROS node sends for alignment_flywheel/Proposal."""
     p = gate_io.make()
-    gate_io.proposals.publish(proposal_to_msg(p))
+    gate_io.proposals.publish(deserialize_message(gate_io.raw[p.proposal_id], ProposalMsg))
     gate_io.verdict(p)
     assert decision_for(gate_io, p).action == GateDecision.ACTION_ALLOW
 
@@ -202,7 +202,7 @@ def test_diagnostics_report_what_was_decided_and_what_never_arrived(gate_io):
     reports = gate_io.probe.collect(DiagnosticArray, '/diagnostics', 10)
     for seq in (1, 2, 10):
         p = gate_io.make(seq=seq)
-        gate_io.proposals.publish(encode_proposal(p))
+        gate_io.proposals.publish(gate_io.raw[p.proposal_id])
         gate_io.verdict(p)
         decision_for(gate_io, p)
 
@@ -213,3 +213,26 @@ def test_diagnostics_report_what_was_decided_and_what_never_arrived(gate_io):
                     yield {kv.key: kv.value for kv in status.values}
     assert gate_io.probe.spin_until(
         lambda: any(v.get('lost') == '7' and int(v['ALLOW']) >= 3 for v in gate_values()), 5.0)
+
+
+@pytest.mark.parametrize('forge', ['unsigned', 'tampered'])
+def test_a_forged_verdict_over_dds_is_recorded_and_the_genuine_one_decides(gate_io, forge):
+    p = gate_io.propose()
+    if forge == 'unsigned':
+        gate_io.verdict(p, sign=False, collision_risk=0.0, safety_score=1.0)
+    else:
+        msg = gate_io.verdict_msg(p)
+        msg.seq += 1000                      # re-numbered after signing
+        gate_io.signals.publish(msg)
+    gate_io.verdict(p)
+    d = decision_for(gate_io, p)
+    assert d.action == GateDecision.ACTION_ALLOW
+    ignored = [x for x in gate_io.decisions_for(p) if x.subject == GateDecision.SUBJECT_VERDICT]
+    assert [list(x.reasons) for x in ignored] == [[GateDecision.REASON_BAD_SIGNATURE]]
+
+
+def test_an_unsigned_proposal_under_a_signing_proposer_id_is_refused(gate_io):
+    p = dataclasses.replace(gate_io.make(), signature=b'')
+    gate_io.proposals.publish(encode_proposal(p))
+    d = decision_for(gate_io, p)
+    assert GateDecision.REASON_BAD_SIGNATURE in d.reasons and not d.command_published

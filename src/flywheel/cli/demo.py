@@ -6,11 +6,14 @@ this process. The exit code is 0 only if the gated run had no collision.
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from flywheel.cli.graph import Graph
 from flywheel.errors import GraphError
+from flywheel.provision import NODE_KEYS, ROOT, provision
 from flywheel.report import RunRecord, table, write_report
 
 STARTUP_TIMEOUT = 30.0
@@ -26,12 +29,16 @@ def run_demo(duration: float, out_dir: Path, seed: int, fault_rate: float) -> in
     for stale in out_dir.glob('audit*'):          # each demo starts its own flight record
         stale.unlink()
     base_domain = int(os.environ.get('ROS_DOMAIN_ID', 1 + os.getpid() % 80))
+    # Demo keys, made for this run and labelled as such: never the robot's own.
+    keys = out_dir / 'demo-keys'
+    shutil.rmtree(keys, ignore_errors=True)
+    provision(keys, datetime.now(timezone.utc), expires_days=1)
     runs = []
     for offset, mode in enumerate(('gated', 'bypass')):
         print(f'flywheel demo: {mode} run, {duration:.0f} s, fault_rate {fault_rate}, '
               f'seed {seed} ...', flush=True)
         runs.append(run_scenario(mode, duration, seed, fault_rate, config / 'flywheel.yaml',
-                                 base_domain + offset, out_dir / 'logs' / mode, ledger))
+                                 base_domain + offset, out_dir / 'logs' / mode, ledger, keys))
     settings = {'duration_s': duration, 'seed': seed, 'fault_rate': fault_rate}
     summary, picture = write_report(out_dir, runs, load_world(config / 'world.yaml'),
                                     load_spec(config / 'oracle_spec.yaml'), settings)
@@ -61,7 +68,7 @@ def audit_summary(ledger: Path) -> str:
 
 
 def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, params: Path,
-                 domain_id: int, log_dir: Path, ledger: Path) -> RunRecord:
+                 domain_id: int, log_dir: Path, ledger: Path, keys: Path) -> RunRecord:
     """Run the graph for ``duration`` seconds after the robot's first odometry."""
     import rclpy
     from rclpy.context import Context
@@ -73,8 +80,11 @@ def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, param
     nodes = ('sim', 'audit', 'oracle', 'gate', 'proposer') if mode == 'gated' else ('sim',
                                                                                  'proposer')
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id))
-    overrides = {'proposer': {'fault_rate': fault_rate, 'fault_seed': seed},
-                 'audit': {'ledger_path': str(ledger)}}
+    overrides = {'proposer': {'fault_rate': fault_rate, 'fault_seed': seed,
+                              'signing_key_path': str(keys / NODE_KEYS['proposer'])},
+                 'audit': {'ledger_path': str(ledger)},
+                 'oracle': {'signing_key_path': str(keys / NODE_KEYS['oracle'])},
+                 'gate': {'trust_root_path': str(keys / ROOT)}}
     context = Context()
     rclpy.init(context=context, domain_id=domain_id, args=[])
     executor = SingleThreadedExecutor(context=context)

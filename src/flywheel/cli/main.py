@@ -1,4 +1,5 @@
-"""`flywheel`: main(argv) -> exit code; errors are mapped to codes and one-line messages here."""
+"""`flywheel`: main(argv) -> exit code; errors are mapped to codes and one-line messages here,
+in one place (EXIT_CODES)."""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +8,41 @@ import sys
 import time
 from pathlib import Path
 
-from flywheel.errors import FlywheelError, GraphError, ReleaseError
+from flywheel.errors import FlywheelError, GovernanceUnreachableError, GraphError, ReleaseError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_FAILED = EXIT_REFUSED
+
+# The one map from errors to exit codes; the first class that matches wins.
+EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
+    (GovernanceUnreachableError, EXIT_UNREACHABLE),
+    (ReleaseError, EXIT_REFUSED),
+    (GraphError, EXIT_FAILED),
+    (FlywheelError, EXIT_USAGE),
+)
+
+DESCRIPTION = """\
+Operate the Alignment Flywheel safety layer: a Gate between any planner and the robot that
+republishes only commands a signed Oracle release approves.
+
+  run          up, demo
+  releases     keygen, release build|sign|verify (offline), release push, status, rollback
+  trust root   root init|sign|rotate|verify (offline)
+  audit        audit verify|gaps|query|export, incident report|list
+
+`flywheel COMMAND --help` says more about each command."""
+
+EPILOG = """\
+exit codes:
+  0  done
+  1  refused or failed: a release, trust root, key or rollback did not verify, governance refused
+     it, or a node of `up` exited
+  2  usage: a bad option or value, an unreadable or malformed input file
+  3  governance unreachable, or no answer in time (it may still act: see `flywheel status`)"""
+
+
+def exit_code(exc: FlywheelError) -> int:
+    return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
 
 
 def default_params() -> Path:
@@ -29,6 +62,9 @@ def cmd_up(args) -> int:
     params = Path(args.params) if args.params else default_params()
     if not params.is_file():
         raise FlywheelError(f'--params: no such file {params}')
+    from flywheel.cli.keys import ensure_keys
+    from flywheel.provision import default_key_dir
+    ensure_keys(default_key_dir())       # where the nodes look unless params say otherwise
     stopping = []
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -56,8 +92,9 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='flywheel', description=__doc__)
-    sub = parser.add_subparsers(dest='command', required=True)
+    parser = argparse.ArgumentParser(prog='flywheel', description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     up = sub.add_parser('up', help='start the node graph as separate processes; Ctrl-C stops it')
     up.add_argument('--params', help='parameter YAML (default: the package config/flywheel.yaml)')
     up.add_argument('--only', help='comma-separated subset of nodes, e.g. oracle,gate')
@@ -71,22 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--fault-rate', type=float, default=0.02,
                       help='chance per proposal of a fault episode (default 0.02)')
     demo.set_defaults(func=cmd_demo)
-    from flywheel.cli import audit, release
+    from flywheel.cli import audit, keys, release
     release.add_commands(sub)
+    keys.add_commands(sub)
     audit.add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:           # argparse: --help (0) or a usage error (2, printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return args.func(args)
-    except (GraphError, ReleaseError) as exc:
-        print(f'flywheel {args.command}: {exc}', file=sys.stderr)
-        return EXIT_FAILED
     except FlywheelError as exc:
         print(f'flywheel {args.command}: {exc}', file=sys.stderr)
-        return EXIT_USAGE
+        return exit_code(exc)
 
 
 if __name__ == '__main__':

@@ -12,8 +12,8 @@ class GateConfig:
     policy_path: str = setting('policy.yaml', 'Risk policy YAML; relative paths resolve against '
                                "the package's config directory.", read_only=True)
     accepted_oracle_versions: tuple[str, ...] = setting(
-        ['1.0.0'], 'Oracle versions whose verdicts count when there is no governance (no '
-        'trust_root_path).', read_only=True)
+        ['1.0.0'], 'Oracle versions whose verdicts count without governance '
+        '(follow_governance false).', read_only=True)
     command_timeout: float = setting(0.3, 'An approved command is honoured this long (s, steady '
                                      'clock); then the Gate publishes stop.', lo=0.01, hi=5.0,
                                      read_only=True)
@@ -50,10 +50,17 @@ class GateConfig:
                                 lo=1, hi=2**62, read_only=True)
     allowed_proposers: tuple[str, ...] = setting(['proposer'], 'Trusted proposer ids.',
                                                  read_only=True)
-    trust_root_path: str = setting('', 'root.json of the trust root: with it, only the accepted '
-                                   'versions of a fresh OracleStatus from governance count '
-                                   '(none until one is heard) and accepted_oracle_versions is '
-                                   'ignored.', read_only=True)
+    authenticate: bool = setting(True, 'Count only verdicts signed by an Oracle key, status signed '
+                                 'by a governance key and, for proposers the trust root names '
+                                 'keys for, signed proposals. False only in tests and the '
+                                 "demo's bypass run (logged loudly).", read_only=True)
+    trust_root_path: str = setting('', 'The trust root (root.json) naming the signer keys; "" '
+                                   'means $ROS_HOME/alignment_flywheel/keys/root.json.',
+                                   read_only=True)
+    follow_governance: bool = setting(False, 'Only the accepted versions of a fresh, signed '
+                                      'OracleStatus from governance count (none until one is '
+                                      'heard); accepted_oracle_versions is ignored.',
+                                      read_only=True)
     max_status_age: float = setting(5.0, 'An OracleStatus stamped longer ago than this (s, wall '
                                     'clock) when it arrives is not believed.', lo=0.1, hi=600.0,
                                     read_only=True)

@@ -11,6 +11,10 @@ Invariants, each tested:
   the proposal still gets its real verdict: a bad verdict cannot hijack a good one.
 - A proposal's (epoch, seq) is decided at most once and only ever moves forward per proposer; a
   restarted proposer starts a newer epoch.
+- With a Keyring (authentication on) a verdict counts only if signed by an Oracle key of the trust
+  root, a status only if signed by a governance key, and a proposal from a proposer the root names
+  keys for only if signed by one of them; a root carried by a status replaces the Gate's only after
+  a valid rotation (old and new thresholds). Unsigned or wrongly signed input decides nothing.
 - No approval is honoured for longer than ``command_timeout`` on the steady clock: ``approval``
   carries its own deadline, so whoever publishes commands (the node's output thread) needs nothing
   else from the Gate to fail closed, and a stalled ROS clock cannot extend it.
@@ -21,15 +25,19 @@ from __future__ import annotations
 import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
+from flywheel.auth import GOVERNANCE, ORACLE, Keyring
 from flywheel.enforcement.config import GateConfig
 from flywheel.enforcement.decision import (Action, Decision, Finding, Reason, Subject,
                                            most_restrictive)
 from flywheel.enforcement.policy import RiskPolicy
+from flywheel.errors import ReleaseError
 from flywheel.kinematics import wrap
 from flywheel.odometry import Odometry, odometry_problem
 from flywheel.oracle_status import OracleStatus, status_problem
 from flywheel.proposal import Proposal, check_proposal
+from flywheel.release.root import load_root, verify_rotation
 from flywheel.signals import SafetySignals
 
 STOP = (0.0, 0.0)
@@ -72,12 +80,16 @@ class _Held:
 class Gate:
     """Holds proposals until their verdicts arrive; decides; tracks the one approved command."""
 
-    def __init__(self, policy: RiskPolicy, config: GateConfig):
+    def __init__(self, policy: RiskPolicy, config: GateConfig, root=None):
+        """``root``: the verified trust root (tuf Metadata[Root]) whose signer keys authenticate
+        verdicts, status and proposals; None switches authentication off."""
         self.policy = policy
         self.config = config
+        self.root = root
+        self.keyring = Keyring.from_root(root) if root is not None else None
         # With a trust root, governance's signed status alone says which versions count: none
         # until a fresh one is heard (a newer installed release must never be bypassed).
-        self.accepted_versions = (frozenset() if config.trust_root_path
+        self.accepted_versions = (frozenset() if config.follow_governance
                                   else frozenset(config.accepted_oracle_versions))
         self._last_status: tuple[int, int] | None = None
         self.approval: Approval | None = None
@@ -100,6 +112,11 @@ class Gate:
         findings = [Finding(Action.BLOCK, Reason.of_defect(d), detail)
                     for d, detail in check_proposal(proposal, self._limits)]
         findings += self._ordering(proposal, now)
+        if self.keyring is not None and self.keyring.signs_proposals(proposal.proposer_id):
+            problem = self.keyring.check_proposal(proposal.proposer_id, proposal.key_id,
+                                                  proposal.signature, proposal.signing_bytes())
+            if problem is not None:
+                findings.append(Finding(Action.BLOCK, Reason.BAD_SIGNATURE, problem))
         age = now.ros_ns - proposal.stamp_ns
         if age > _ns(self.config.proposal_timeout):
             findings.append(Finding(Action.BLOCK, Reason.STALE_PROPOSAL, f'{age * 1e-9:.3f}s old'))
@@ -149,6 +166,11 @@ class Gate:
         out), and for a verdict that came before its proposal (it waits for it).
         """
         key = signals.key_id
+        if self.keyring is not None:
+            problem = self.keyring.check(ORACLE, key, signals.signature,
+                                         signals.canonical_bytes())
+            if problem is not None:
+                return [self._ignore(signals, Reason.BAD_SIGNATURE, problem, now)]
         last = self._last_verdict.get(key)
         if last is not None and (signals.epoch, signals.seq) <= last:
             return [self._ignore(signals, Reason.REPLAYED_VERDICT,
@@ -212,8 +234,16 @@ class Gate:
     def on_status(self, status: OracleStatus, now: Now) -> str | None:
         """Take the accepted versions from an (authenticated) governance status; returns why it
         was not believed, or None."""
-        problem = status_problem(status, self._last_status, now.wall_ns,
-                                 _ns(self.config.max_status_age), _ns(self.config.max_clock_skew))
+        problem = None
+        if self.keyring is not None:
+            problem = self._follow_root(status, now)
+            if problem is None:
+                problem = self.keyring.check(GOVERNANCE, status.key_id, status.signature,
+                                             status.canonical_bytes())
+        if problem is None:
+            problem = status_problem(status, self._last_status, now.wall_ns,
+                                     _ns(self.config.max_status_age),
+                                     _ns(self.config.max_clock_skew))
         if problem is not None:
             self.counts['status_refused'] += 1
             return problem
@@ -225,6 +255,19 @@ class Gate:
         """Stop now and withdraw the approved command (for failures outside the policy)."""
         return self._record(proposal_id, proposer_id, '', [finding], None, now, Subject.PROPOSAL,
                             withdraw=True)
+
+    def _follow_root(self, status: OracleStatus, now: Now) -> str | None:
+        """Take a newer trust root carried by a status, only as a valid rotation of ours."""
+        if status.root_version <= self.root.signed.version or not status.root:
+            return None
+        try:
+            new = load_root(status.root)
+            verify_rotation(self.root, new, datetime.fromtimestamp(now.wall_ns / 1e9,
+                                                                   tz=timezone.utc))
+        except ReleaseError as exc:
+            return f'trust root v{status.root_version} refused: {exc}'
+        self.root, self.keyring = new, Keyring.from_root(new)
+        return None
 
     def withdraw(self) -> None:
         self.approval = None

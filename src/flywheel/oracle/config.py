@@ -14,9 +14,19 @@ class OracleConfig:
                               'allows 1000).', lo=1, hi=1000, read_only=True)
     allowed_proposers: tuple[str, ...] = setting(['proposer'], 'Trusted proposer ids.',
                                                  read_only=True)
-    trust_root_path: str = setting('', 'root.json: follow governance, verifying each release '
-                                   'before swapping to it, and score nothing until the first '
-                                   'arrives; "" runs spec_path only.', read_only=True)
+    authenticate: bool = setting(True, 'Sign every SafetySignals with signing_key_path and apply '
+                                 'only release directives signed by a governance key. False '
+                                 "only in tests and the demo's bypass run (logged loudly).",
+                                 read_only=True)
+    signing_key_path: str = setting('', 'Ed25519 key (PEM, mode 0600) the Oracle signs with; "" '
+                                    'means $ROS_HOME/alignment_flywheel/keys/oracle.pem.',
+                                    read_only=True)
+    trust_root_path: str = setting('', 'The trust root (root.json): releases and their signer '
+                                   'keys are verified against it; "" means '
+                                   '$ROS_HOME/alignment_flywheel/keys/root.json.', read_only=True)
+    follow_governance: bool = setting(False, 'Run only the releases governance sends, verified '
+                                      'again here, and score nothing until the first arrives; '
+                                      'false runs spec_path.', read_only=True)
     shed_age: float = setting(0.1, 'A proposal older than this (s) when its turn comes is '
                               'answered unscored (SHED, the Gate decides OVERLOAD): overload '
                               'drains instead of piling up.', lo=0.001, hi=10.0, read_only=True)

@@ -8,11 +8,17 @@ newest pending directive is kept, so a slow verification finishing late cannot o
 """
 from __future__ import annotations
 
+import hashlib
+import struct
 from dataclasses import dataclass
+
+_MAGIC = b'flywheel.oracle_release.v1\0'
 
 
 @dataclass(frozen=True)
 class Directive:
+    """msg/OracleRelease in plain data. Governance signs ``canonical_bytes``."""
+
     epoch: int
     seq: int
     number: int
@@ -20,6 +26,15 @@ class Directive:
     rollback: bool
     bundle: bytes
     root: bytes
+    key_id: str = ''
+    signature: bytes = b''
+
+    def canonical_bytes(self) -> bytes:
+        version = self.oracle_version.encode('utf-8')
+        return b''.join([_MAGIC, struct.pack('<QQQ?I', self.epoch, self.seq, self.number,
+                                             self.rollback, len(version)), version,
+                         hashlib.sha256(self.bundle).digest(),
+                         hashlib.sha256(self.root).digest()])
 
 
 def directive_problem(d: Directive, last_applied: tuple[int, int] | None,

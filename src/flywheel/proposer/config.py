@@ -38,3 +38,9 @@ class ProposerConfig:
     odom_timeout: float = setting(0.2, 'Odometry older than this (s), or not in frame_id, is not '
                                   'planned from: no proposal until fresh odometry arrives.',
                                   lo=0.001, hi=10.0, read_only=True)
+    authenticate: bool = setting(True, 'Sign every proposal with signing_key_path (a Gate '
+                                 'requires it when the trust root names keys for proposer_id).',
+                                 read_only=True)
+    signing_key_path: str = setting('', 'Ed25519 key (PEM, mode 0600) the proposer signs with; '
+                                    '"" means $ROS_HOME/alignment_flywheel/keys/proposer.pem.',
+                                    read_only=True)

@@ -3,6 +3,7 @@ Pure translation: no decisions, no defaults that hide bad input. The hot path re
 from their bytes (flywheel/wire.py); these are for everything else."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from array import array
 
@@ -67,6 +68,7 @@ def proposal_to_msg(p: Proposal) -> ProposalMsg:
         points.append(point)
     msg.trajectory = points
     msg.command = twist(*p.command)
+    msg.key_id, msg.signature = p.key_id, list(p.signature)
     return msg
 
 
@@ -79,9 +81,11 @@ def proposal_from_msg(msg: ProposalMsg) -> Proposal:
         states[i] = (pose.position.x, pose.position.y, yaw_of(pose.orientation),
                      tw.linear.x, tw.angular.z)
         t_ns[i] = from_time(point.time_from_start)
-    return make_proposal(msg.proposal_id, msg.proposer_id, msg.seq, msg.header.frame_id,
-                         from_time(msg.header.stamp), t_ns, states,
-                         (msg.command.linear.x, msg.command.angular.z), msg.epoch)
+    return dataclasses.replace(
+        make_proposal(msg.proposal_id, msg.proposer_id, msg.seq, msg.header.frame_id,
+                      from_time(msg.header.stamp), t_ns, states,
+                      (msg.command.linear.x, msg.command.angular.z), msg.epoch),
+        key_id=msg.key_id, signature=bytes(msg.signature))
 
 
 def signals_to_msg(s: SafetySignals, frame_id: str) -> SignalsMsg:

@@ -7,6 +7,7 @@ from their serialized bytes with every bound checked first: no input can keep th
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
@@ -22,7 +23,10 @@ from flywheel.enforcement.config import GateConfig
 from flywheel.enforcement.decision import Action, Decision, Finding, Reason
 from flywheel.enforcement.gate import Gate, Now
 from flywheel.enforcement.policy import load_policy
+from flywheel.files import read_file
 from flywheel.health import Health, LatencyWindow, Level, RateCounter, counts_text
+from flywheel.provision import ROOT, key_path
+from flywheel.release.root import check_self_signed, load_root
 from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.command_output import CommandOutput
 from flywheel.ros.convert import (decision_to_msg, odometry_from_msg, signals_from_msg,
@@ -33,6 +37,8 @@ from flywheel.wire import WireError, decode_proposal
 
 # A SafetySignals within every bound of its message is a few tens of KB at most.
 MAX_SIGNALS_BYTES = 32 * 1024
+AUTH_OFF = ('AUTHENTICATION OFF (authenticate: false): any participant on this DDS domain can '
+            'forge verdicts; only for tests and the demo\'s bypass run')
 
 
 class GateNode(Node):
@@ -40,7 +46,14 @@ class GateNode(Node):
         super().__init__('gate', **kwargs)
         self.config = config = declare_config(self, GateConfig)
         policy = load_policy(config_path(config.policy_path))
-        self.gate = Gate(policy, config)
+        root = None
+        if config.authenticate:
+            root_path = key_path(config.trust_root_path, ROOT)
+            root = load_root(read_file(root_path, 'trust root'))
+            check_self_signed(root, datetime.now(timezone.utc))
+        else:
+            self.get_logger().warning(AUTH_OFF)
+        self.gate = Gate(policy, config, root)
         self.epoch, self.seq = time.time_ns(), 0
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._stopped = True
@@ -57,7 +70,7 @@ class GateNode(Node):
         self.create_subscription(SignalsMsg, topics.SAFETY_SIGNALS, self.on_signals, qos.INPUT,
                                  raw=True)
         self.create_subscription(OdometryMsg, topics.ODOM, self.on_odometry, qos.SENSOR)
-        if config.trust_root_path:
+        if config.follow_governance:
             self.create_subscription(OracleStatusMsg, topics.ORACLE_STATUS, self.on_status,
                                      qos.STATUS)
         self.create_timer(config.tick_period, self.on_tick, clock=self._steady)
@@ -69,8 +82,10 @@ class GateNode(Node):
         self._counted = self.gate.counts.copy()
         self.get_logger().info(
             f'gate ready: policy {policy.version}, oracle versions '
-            + (f'from governance ({config.trust_root_path})' if config.trust_root_path
+            + ('from governance' if config.follow_governance
                else str(sorted(self.gate.accepted_versions)))
+            + (f', authenticated against trust root v{root.signed.version}' if root is not None
+               else ', AUTHENTICATION OFF')
             + f', command_timeout {config.command_timeout}s, hold {config.hold:.3f}s, '
             f'cmd_vel as {"TwistStamped" if config.stamped else "Twist"}')
 
@@ -85,17 +100,16 @@ class GateNode(Node):
     def on_proposal(self, raw: bytes) -> None:
         now = self.now()
         try:
-            wire = decode_proposal(raw, self.config.max_points)
+            proposal = decode_proposal(raw, self.config.max_points)
         except WireError as exc:
             reason = Reason.OVERSIZE if exc.oversize else Reason.MALFORMED
             self._publish([self.gate.on_refused_input(exc.proposal_id, exc.proposer_id, reason,
                                                       str(exc), now)])
             return
         try:
-            decisions = self.gate.on_proposal(wire.proposal, now)
+            decisions = self.gate.on_proposal(proposal, now)
         except Exception as exc:  # noqa: BLE001 - fail closed, never silent
-            decisions = [self._internal_error(wire.proposal.proposal_id,
-                                              wire.proposal.proposer_id, exc)]
+            decisions = [self._internal_error(proposal.proposal_id, proposal.proposer_id, exc)]
         self._publish(decisions)
 
     def on_signals(self, raw: bytes) -> None:
@@ -179,6 +193,9 @@ class GateNode(Node):
         new = {k: counts[k] - before.get(k, 0) for k in counts}
         command = self.gate.command_at(time.monotonic_ns())
         level, message = Level.OK, 'approved command in force'
+        if self.gate.keyring is None:
+            level, message = Level.WARN, AUTH_OFF
+            self.get_logger().warning(AUTH_OFF, throttle_duration_sec=10.0)
         if command is None:
             level, message = Level.WARN, 'stopped: no approved command in force'
         if new.get('lost') or new.get('overload') or new.get('OVERLOAD'):

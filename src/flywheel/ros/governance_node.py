@@ -9,6 +9,7 @@ sim time nothing would ever expire.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from array import array
@@ -22,8 +23,11 @@ from std_msgs.msg import String
 from alignment_flywheel.msg import GovernanceEvent, OracleRelease
 from alignment_flywheel.msg import OracleStatus as OracleStatusMsg
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
+from flywheel.auth import load_message_key
 from flywheel.errors import FlywheelError, ReleaseError
+from flywheel.oracle.directive import Directive
 from flywheel.oracle_status import OracleStatus
+from flywheel.provision import NODE_KEYS, ROOT, key_path
 from flywheel.release.config import GovernanceConfig
 from flywheel.release.governor import Governor, RollbackRequest
 from flywheel.release.store import ReleaseStore
@@ -40,6 +44,9 @@ class GovernanceNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__('governance', **kwargs)
         self.config = declare_config(self, GovernanceConfig)
+        self.key = (load_message_key(key_path(self.config.signing_key_path,
+                                              NODE_KEYS['governance']))
+                    if self.config.authenticate else None)
         self.governor: Governor | None = None
         self.problem = ''             # why the last configure failed
         self.active = False
@@ -73,14 +80,18 @@ class GovernanceNode(LifecycleNode):
         return (Path(self.config.store_dir).expanduser() if self.config.store_dir
                 else ros_home / 'alignment_flywheel' / 'releases')
 
+    def bootstrap_root_path(self) -> Path:
+        return key_path(self.config.trust_root_path, ROOT)
+
     def has_trust_root(self) -> bool:
-        return bool(self.config.trust_root_path) or (self.store_dir() / 'root.json').is_file()
+        return (self.bootstrap_root_path().is_file()
+                or (self.store_dir() / 'root.json').is_file())
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         store_dir = self.store_dir()
         try:
-            bootstrap = (Path(self.config.trust_root_path).expanduser().read_bytes()
-                         if self.config.trust_root_path else None)
+            bootstrap = (self.bootstrap_root_path().read_bytes()
+                         if self.bootstrap_root_path().is_file() else None)
             governor = Governor(ReleaseStore(store_dir), self.config.max_bundle_bytes)
             governor.load(self.now(), bootstrap)
         except (OSError, FlywheelError) as exc:
@@ -197,7 +208,7 @@ class GovernanceNode(LifecycleNode):
         return response
 
     def on_get_status(self, request, response):
-        response.status = status_to_msg(self._status())
+        response.status = status_to_msg(self._signed(self._status()))
         return response
 
     def on_oracle_active(self, msg: String) -> None:
@@ -246,18 +257,29 @@ class GovernanceNode(LifecycleNode):
             last_rejection=(governor.last_rejection if governor else self.problem)[:1024])
 
     def _publish_status(self) -> None:
-        self.status_pub.publish(status_to_msg(self._status()))
+        self.status_pub.publish(status_to_msg(self._signed(self._status())))
+
+    def _signed(self, message):
+        """Status and directives carry governance's signature (Gates and Oracles check it)."""
+        if self.key is None:
+            return message
+        return dataclasses.replace(message, key_id=self.key.key_id,
+                                   signature=self.key.sign(message.canonical_bytes()))
 
     def _publish_release(self, rollback: bool) -> None:
         active = self.governor.active
         self.swap = Swap(active.oracle_version, self.wall_ns())
         self.directive_seq += 1
-        msg = OracleRelease(epoch=self.epoch, seq=self.directive_seq,
-                            oracle_version=active.oracle_version, number=active.number,
-                            rollback=rollback)
+        directive = self._signed(Directive(
+            self.epoch, self.directive_seq, active.number, active.oracle_version, rollback,
+            self.governor.store.bundle(active.number), self.governor.store.root_bytes()))
+        msg = OracleRelease(epoch=directive.epoch, seq=directive.seq,
+                            oracle_version=directive.oracle_version, number=directive.number,
+                            rollback=directive.rollback, key_id=directive.key_id,
+                            signature=list(directive.signature))
         msg.header.stamp = to_time(self.wall_ns())
-        msg.bundle = array('B', self.governor.store.bundle(active.number))
-        msg.root = array('B', self.governor.store.root_bytes())
+        msg.bundle = array('B', directive.bundle)
+        msg.root = array('B', directive.root)
         self.release_pub.publish(msg)
 
     def _transition(self, transition: str, start: str, goal: str, detail: str = '') -> None:
@@ -281,8 +303,9 @@ def build() -> GovernanceNode:
     accepted: an operator can see it and fix it, and the robot stays stopped meanwhile."""
     node = GovernanceNode()
     if not node.has_trust_root():
-        raise ReleaseError(f'no trust root: give trust_root_path for the first start (store '
-                           f'{node.store_dir()} has none)')
+        raise ReleaseError(f'no trust root: {node.bootstrap_root_path()} does not exist and the '
+                           f'store {node.store_dir()} has none (give trust_root_path, or run '
+                           '`flywheel keys init`)')
     if node.config.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
     return node

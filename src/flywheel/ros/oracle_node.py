@@ -4,11 +4,15 @@ Proposals are read from their bytes with every bound checked first. Under overlo
 that already waited longer than ``shed_age`` is answered at once, unscored, with status SHED: the
 Gate decides it OVERLOAD instead of timing it out, and the queue drains.
 
-With a trust root it follows governance and nothing else: until governance's release arrives it
+Every verdict is signed with the Oracle's key (authenticate, the default): the Gate counts no
+other.
+
+Following governance it runs governance's releases and nothing else: until the first arrives it
 scores nothing (the Gate times proposals out: the robot stays stopped), because the base spec may
-be exactly the unpatched one a release replaced. Every release is verified again here on one
-worker thread, newest directive only, against the wall clock; the executor swaps the reference
-between two evaluations, so each evaluation runs entirely under one release.
+be exactly the unpatched one a release replaced. A directive counts only if signed by a governance
+key; every release is verified again here on one worker thread, newest directive only, against
+the wall clock; the executor swaps the reference between two evaluations, so each evaluation runs
+entirely under one release.
 """
 from __future__ import annotations
 
@@ -23,12 +27,15 @@ from std_msgs.msg import String
 from alignment_flywheel.msg import OracleRelease
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg
+from flywheel.auth import GOVERNANCE, Keyring, MessageKey, load_message_key
 from flywheel.errors import ReleaseError
+from flywheel.files import read_file
 from flywheel.oracle.config import OracleConfig
 from flywheel.oracle.directive import Directive, directive_problem
 from flywheel.oracle.oracle import Oracle
 from flywheel.oracle.spec import load_spec
 from flywheel.proposal import ProposalLimits
+from flywheel.provision import NODE_KEYS, ROOT, key_path
 from flywheel.release.bundle import verify_bundle
 from flywheel.release.root import check_self_signed, load_root, verify_rotation
 from flywheel.ros import qos, topics
@@ -49,8 +56,15 @@ class OracleNode(Node):
         self.root = None
         self.oracle: Oracle | None = None
         self.number = 0                     # the running release's number (0: the base spec)
-        if self.config.trust_root_path:
-            self.root = load_root(config_path(self.config.trust_root_path).read_bytes())
+        self.key: MessageKey | None = None
+        if self.config.authenticate:
+            self.key = load_message_key(key_path(self.config.signing_key_path, NODE_KEYS['oracle']))
+        else:
+            self.get_logger().warning('AUTHENTICATION OFF (authenticate: false): verdicts go out '
+                                      'unsigned; only for tests and the demo\'s bypass run')
+        if self.config.follow_governance:
+            self.root = load_root(read_file(key_path(self.config.trust_root_path, ROOT),
+                                            'trust root'))
             check_self_signed(self.root, wall_now())
             self._lock = threading.Lock()
             self._pending: Directive | None = None
@@ -62,8 +76,8 @@ class OracleNode(Node):
                                      qos.STATUS)
             threading.Thread(target=self._verify_loop, daemon=True, name='release-verify').start()
             self.create_timer(0.05, self._swap_if_ready)
-            self.get_logger().info('oracle waiting for governance\'s release (trust root '
-                                   f'{self.config.trust_root_path}); scoring nothing until then')
+            self.get_logger().info('oracle waiting for governance\'s release (trust root v'
+                                   f'{self.root.signed.version}); scoring nothing until then')
         else:
             self.oracle = self._build(load_spec(config_path(self.config.spec_path)))
             self.get_logger().info(f'oracle {self.oracle.spec.version} ready (no governance): '
@@ -84,7 +98,8 @@ class OracleNode(Node):
 
     def on_release(self, msg: OracleRelease) -> None:
         directive = Directive(msg.epoch, msg.seq, msg.number, msg.oracle_version, msg.rollback,
-                              bytes(msg.bundle), bytes(msg.root))
+                              bytes(msg.bundle), bytes(msg.root), msg.key_id,
+                              bytes(msg.signature))
         with self._lock:
             self._pending = directive      # only the newest waits; an older one is dropped
         self._wake.set()
@@ -116,7 +131,7 @@ class OracleNode(Node):
 
     def _verify(self, d: Directive) -> tuple[Oracle, object]:
         """Defence in depth: the same checks as governance, with the root it carries only after
-        a valid rotation from ours."""
+        a valid rotation from ours; the directive itself must be signed by a governance key."""
         now = wall_now()
         root = self.root
         if d.root:
@@ -124,6 +139,11 @@ class OracleNode(Node):
             if carried.signed.version > root.signed.version:
                 verify_rotation(root, carried, now)
                 root = carried
+        if self.config.authenticate:
+            problem = Keyring.from_root(root).check(GOVERNANCE, d.key_id, d.signature,
+                                                    d.canonical_bytes())
+            if problem is not None:
+                raise ReleaseError(f'directive: {problem}')
         release = verify_bundle(d.bundle, root, now, installed_number=0, allow_same=True)
         if release.number != d.number or release.oracle_version != d.oracle_version:
             raise ReleaseError(f'directive names release {d.number} ({d.oracle_version}), the '
@@ -152,7 +172,7 @@ class OracleNode(Node):
             return
         started = time.perf_counter_ns()
         try:
-            proposal = decode_proposal(raw, self.config.max_points).proposal
+            proposal = decode_proposal(raw, self.config.max_points)
         except WireError as exc:   # unscorable: the Gate decides it from the same bytes
             self.get_logger().warning(f'unreadable proposal {exc.proposal_id!r}: {exc}',
                                       throttle_duration_sec=1.0)
@@ -170,7 +190,11 @@ class OracleNode(Node):
                 signals = oracle.rejected(proposal, ['internal:scoring_error'])
         self.seq += 1
         signals = replace(signals, stamp_ns=self.get_clock().now().nanoseconds, epoch=self.epoch,
-                          seq=self.seq, evaluation_ns=time.perf_counter_ns() - started)
+                          seq=self.seq)
+        if self.key is not None:
+            signals = replace(signals, key_id=self.key.key_id,
+                              signature=self.key.sign(signals.canonical_bytes()))
+        signals = replace(signals, evaluation_ns=time.perf_counter_ns() - started)
         self.publisher.publish(signals_to_msg(signals, proposal.frame_id))
 
 

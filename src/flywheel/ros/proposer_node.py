@@ -10,6 +10,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from alignment_flywheel.msg import Proposal as ProposalMsg
+from flywheel.auth import load_message_key
 from flywheel.errors import SpecError
 from flywheel.odometry import Odometry, odometry_problem
 from flywheel.proposer.adapter import TwistAdapter
@@ -17,6 +18,7 @@ from flywheel.proposer.config import ProposerConfig
 from flywheel.proposer.faults import FaultConfig, FaultInjector
 from flywheel.proposer.planner import load_planner, planner_class, planner_parameters
 from flywheel.proposer.proposer import Proposer
+from flywheel.provision import NODE_KEYS, key_path
 from flywheel.ros import qos, topics
 from flywheel.ros.convert import odometry_from_msg
 from flywheel.wire import encode_proposal
@@ -45,6 +47,8 @@ class ProposerNode(Node):
                 config.overspeed_factor, config.fault_seed, config.fault_kinds))
         self.proposer = Proposer(config.proposer_id, planner, config.frame_id, time.time_ns(),
                                  faults)
+        self.key = (load_message_key(key_path(config.signing_key_path, NODE_KEYS['proposer']))
+                    if config.authenticate else None)
         self.odometry: Odometry | None = None
         self.publisher = self.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
         self.create_subscription(OdometryMsg, topics.ODOM, self.on_odom, qos.SENSOR)
@@ -98,7 +102,7 @@ class ProposerNode(Node):
         if self.proposer.last_fault is not None:
             self.get_logger().debug(
                 f'{proposal.proposal_id}: injected {self.proposer.last_fault.name}')
-        self.publisher.publish(encode_proposal(proposal))
+        self.publisher.publish(encode_proposal(proposal, self.key))
 
 
 def main(argv=None) -> int:
