@@ -22,6 +22,7 @@ class OracleStatus:
     active_number: int
     previous_version: str
     previous_number: int
+    installed_max: int
     oracle_running: str
     accepted_versions: tuple[str, ...]
     root_version: int
@@ -35,8 +36,9 @@ class OracleStatus:
         for text in (self.state, self.active_version, self.previous_version, self.oracle_running,
                      self.last_rejection):
             _put(parts, text.encode('utf-8'))
-        parts.append(struct.pack('<QQII', self.active_number, self.previous_number,
-                                 self.root_version, len(self.accepted_versions)))
+        parts.append(struct.pack('<QQQII', self.active_number, self.previous_number,
+                                 self.installed_max, self.root_version,
+                                 len(self.accepted_versions)))
         for version in self.accepted_versions:
             _put(parts, version.encode('utf-8'))
         _put(parts, self.root)

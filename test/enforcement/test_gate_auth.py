@@ -69,7 +69,7 @@ STATUS_SEQ = iter(range(1, 10**9))
 def status(keys, key='governance.pem', accepted=('1.0.0',), t_ms=0.0, seq=None, root=b'',
            root_version=1):
     s = OracleStatus(EPOCH, seq if seq is not None else next(STATUS_SEQ),
-                     at(t_ms).wall_ns, 'active', accepted[0], 1, '', 0, accepted[0],
+                     at(t_ms).wall_ns, 'active', accepted[0], 1, '', 0, 1, accepted[0],
                      tuple(accepted), root_version, root, '')
     return signed(load_message_key(keys / key), s)
 
@@ -131,7 +131,7 @@ def test_a_forged_status_cannot_make_a_version_count(gate, oracle, keys, tmp_pat
     forged = dataclasses.replace(status(keys, accepted=('evil',)), signature=b'')
     assert 'unsigned' in gate.on_status(forged, at(0))
     stranger = OracleStatus(EPOCH, next(STATUS_SEQ), at(0).wall_ns, 'active', 'evil', 9, '', 0,
-                            'evil', ('evil',), 1, b'', '')
+                            9, 'evil', ('evil',), 1, b'', '')
     assert 'not a governance key' in gate.on_status(
         signed(load_message_key(tmp_path / 'mallory.pem'), stranger), at(0))
     assert gate.accepted_versions == {'1.0.0'}

@@ -340,3 +340,13 @@ def test_a_stored_release_that_carried_an_unpinned_root_still_loads(governor, op
     store.save_state(StoreState(active=1, installed_max=1))
     again = Governor(ReleaseStore(tmp_path / 'store'))
     assert again.load(NOW, None) == () and again.active.number == 1
+
+
+def test_a_verification_overtaken_by_another_install_is_refused(governor, operators):
+    """Governance verifies off the thread that answers status and rollback; what it verified
+    against must still hold when it installs."""
+    slow = governor.verify(release(operators, 3, '1.3.0'), NOW)
+    governor.submit(release(operators, 4, '1.4.0'), NOW)
+    with pytest.raises(RollbackError, match='changed while it was verified'):
+        governor.install(release(operators, 3, '1.3.0'), slow)
+    assert governor.active.number == 4

@@ -74,6 +74,7 @@ def test_push_status_refuse_and_roll_back(governance, start_graph, probe):
     assert probe.spin_until(lambda: len(release_events(ledger)) >= 10, 10.0)
     kinds = release_events(ledger)
     assert kinds.count('installed') == 2 and kinds.count('rejected') == 2
+    assert kinds.count('root_installed') == 1
     assert kinds.count('rolled_back') == 1
 
 
@@ -143,7 +144,8 @@ def test_inactive_governance_accepts_nothing(probe, start_graph, releases, tmp_p
 
 
 def test_a_missing_trust_root_fails_configuration(start_graph, tmp_path):
-    graph = start_graph(['governance'], {'governance': {'store_dir': str(tmp_path / 'store')}})
+    graph = start_graph(['governance'], {'governance': {
+        'store_dir': str(tmp_path / 'store'), 'trust_root_path': str(tmp_path / 'missing.json')}})
     assert graph.processes['governance'].wait(timeout=30) == 2
     log = (tmp_path / 'logs' / 'governance.log').read_text()
     assert 'no trust root' in log

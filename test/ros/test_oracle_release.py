@@ -1,38 +1,113 @@
-"""Defence in depth: the Oracle node verifies a release again before it swaps, whoever sent it."""
+"""Defence in depth: the Oracle node runs only what governance sends, signed by governance, in the
+order governance sent it, and verifies every release again itself, whoever sent it."""
 from __future__ import annotations
 
+import dataclasses
 from array import array
 from datetime import datetime, timezone
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
 
-from alignment_flywheel.msg import OracleRelease
+from alignment_flywheel.msg import OracleRelease, Proposal as ProposalMsg, SafetySignals
+from flywheel.auth import load_message_key
+from flywheel.oracle.directive import Directive
 from flywheel.release.bundle import build_bundle, read_bundle
 from flywheel.ros import qos, topics
-from test.ros.conftest import wait_matched
+from test.conftest import KEYS
+from test.ros.conftest import OdometryFeed, signed_bytes, wait_matched
+from test.helpers import straight
 from test.ros.test_hot_swap import releases  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.ros
 
 
-def test_the_oracle_swaps_only_to_a_release_that_verifies(probe, start_graph, releases):  # noqa: F811
-    root_path, (_, v110) = releases
-    start_graph(['oracle'], {'oracle': {'trust_root_path': str(root_path)}})
-    running = probe.collect(String, topics.ORACLE_ACTIVE, qos.STATUS)
-    pub = probe.node.create_publisher(OracleRelease, topics.ORACLE_RELEASE, qos.STATUS)
+@pytest.fixture
+def oracle_io(probe, start_graph, releases):  # noqa: F811
+    root_path, bundles = releases
+    start_graph(['oracle'], {'oracle': {'trust_root_path': str(root_path),
+                                        'follow_governance': True}})
+    io = dataclasses.make_dataclass('OracleIO', ['running', 'reports', 'pub', 'root', 'bundles',
+                                                 'seq'])(
+        probe.collect(String, topics.ORACLE_ACTIVE, qos.STATUS),
+        probe.collect(DiagnosticArray, '/diagnostics', 10),
+        probe.node.create_publisher(OracleRelease, topics.ORACLE_RELEASE, qos.STATUS),
+        root_path.read_bytes(), bundles, [0])
+    wait_matched(probe, io.pub)
+    return io
+
+
+def send(io, bundle: bytes, number: int, version: str, key='governance.pem', seq=None,
+         rollback=False) -> None:
+    io.seq[0] += 1
+    d = Directive(77, seq if seq is not None else io.seq[0], number, version, rollback, bundle,
+                  io.root)
+    if key:
+        k = load_message_key(KEYS / key)
+        d = dataclasses.replace(d, key_id=k.key_id, signature=k.sign(d.canonical_bytes()))
+    io.pub.publish(OracleRelease(epoch=d.epoch, seq=d.seq, oracle_version=version, number=number,
+                                 rollback=rollback, bundle=array('B', bundle),
+                                 root=array('B', io.root), key_id=d.key_id,
+                                 signature=list(d.signature)))
+
+
+def refusals(io) -> list[str]:
+    return [kv.value for report in io.reports for status in report.status
+            if status.name == 'alignment_flywheel: oracle' for kv in status.values
+            if kv.key == 'last_release_refusal' and kv.value]
+
+
+def refused(probe, io, problem: str) -> None:
+    assert probe.spin_until(lambda: any(problem in r for r in refusals(io)), 10.0), refusals(io)
+
+
+def test_nothing_is_scored_until_governance_sends_a_release(probe, oracle_io):
+    verdicts = probe.collect(SafetySignals, topics.SAFETY_SIGNALS, qos.STREAM)
+    pub = probe.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
     wait_matched(probe, pub)
-    assert probe.spin_until(lambda: running, 20.0) and running[-1].data == '1.0.0'
+    odometry = OdometryFeed(probe, 1.5, 1.0, 0.0)
+    try:
+        _, raw = signed_bytes(straight(1.5, 1.0, 0.0, 0.5, stamp_ns=probe.now_ns()),
+                              load_message_key(KEYS / 'proposer.pem'))
+        pub.publish(raw)
+        assert probe.spin_until(lambda: any(
+            status.message.startswith('no release from governance') for report in
+            oracle_io.reports for status in report.status), 10.0)
+        send(oracle_io, oracle_io.bundles[0], 1, '1.0.0')
+        assert probe.spin_until(lambda: oracle_io.running, 10.0)
+        _, raw = signed_bytes(straight(1.5, 1.0, 0.0, 0.5, seq=2, stamp_ns=probe.now_ns()),
+                              load_message_key(KEYS / 'proposer.pem'))
+        pub.publish(raw)
+        assert probe.spin_until(lambda: verdicts, 10.0)
+        assert [v.oracle_version for v in verdicts] == ['1.0.0'] and verdicts[0].signature
+    finally:
+        odometry.close()
 
-    def send(bundle: bytes, version: str) -> None:
-        pub.publish(OracleRelease(oracle_version=version, number=2, bundle=array('B', bundle),
-                                  root=array('B', root_path.read_bytes())))
 
-    # the same spec unsigned (as if a rogue participant published it): refused, no swap
-    spec = read_bundle(v110)['oracle_spec.yaml']
-    send(build_bundle(spec, 2, datetime(2099, 1, 1, tzinfo=timezone.utc)), '1.1.0')
-    probe.spin_for(1.0)
-    assert [m.data for m in running] == ['1.0.0']
-    # the properly signed one: swapped and reported
-    send(v110, '1.1.0')
-    assert probe.spin_until(lambda: running[-1].data == '1.1.0', 10.0)
+def test_an_unsigned_bundle_is_refused_even_in_a_signed_directive(probe, oracle_io):
+    spec = read_bundle(oracle_io.bundles[1])['oracle_spec.yaml']
+    send(oracle_io, build_bundle(spec, 2, datetime(2099, 1, 1, tzinfo=timezone.utc)), 2,
+         '1.1.0')
+    refused(probe, oracle_io, 'UnsignedRelease')
+    assert not oracle_io.running
+
+
+@pytest.mark.parametrize('key', ['', 'oracle.pem'])
+def test_a_directive_not_signed_by_governance_is_refused(probe, oracle_io, key):
+    send(oracle_io, oracle_io.bundles[1], 2, '1.1.0', key=key)
+    refused(probe, oracle_io, 'not a governance key' if key else 'unsigned')
+    assert not oracle_io.running
+
+
+def test_directives_apply_in_order_and_never_go_back_without_a_rollback(probe, oracle_io):
+    v100, v110 = oracle_io.bundles
+    send(oracle_io, v110, 2, '1.1.0', seq=10)
+    assert probe.spin_until(lambda: oracle_io.running and oracle_io.running[-1].data == '1.1.0',
+                            10.0)
+    send(oracle_io, v100, 1, '1.0.0', seq=5)              # a replayed, older directive
+    refused(probe, oracle_io, 'not newer')
+    send(oracle_io, v100, 1, '1.0.0', seq=11)             # newer, but not a rollback
+    refused(probe, oracle_io, 'not a rollback')
+    send(oracle_io, v100, 1, '1.0.0', seq=12, rollback=True)
+    assert probe.spin_until(lambda: oracle_io.running[-1].data == '1.0.0', 10.0)

@@ -23,6 +23,7 @@ class GovernanceEventKind(enum.IntEnum):
     TRANSITION = 5       # a lifecycle transition of the governance node (reason names it)
     DROPPED = 6          # a retained release no longer verifies and left the rollback slot
     SWAP_TIMEOUT = 7     # the Oracle did not confirm a swap in time
+    ROOT_INSTALLED = 8   # a trust root was installed from the bootstrap file
 
     @property
     def record_name(self) -> str:

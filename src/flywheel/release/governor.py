@@ -88,6 +88,16 @@ class Refusal:
         return f'{self.error}: {self.reason}'
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A release that passed every check against ``root_version`` with ``installed_max``."""
+
+    release: VerifiedRelease
+    rotated: object          # the rotated trust root it carries (tuf Metadata[Root]), or None
+    root_version: int
+    installed_max: int
+
+
 class Governor:
     def __init__(self, store: ReleaseStore, max_bytes: int = MAX_BUNDLE_BYTES):
         self.store = store
@@ -236,11 +246,29 @@ class Governor:
 
     def submit(self, bundle: bytes, now: datetime) -> VerifiedRelease:
         """Verify and install a release (and the rotated root it carries); make it active."""
+        return self.install(bundle, self.verify(bundle, now))
+
+    def verify(self, bundle: bytes, now: datetime) -> Submission:
+        """Every check, reading nothing but the trusted root and the installed number: the slow
+        part, safe to run beside status and rollback (install re-checks what it depends on)."""
         try:
             self._require_loaded()
+            root, installed = self.root, self.store.state().installed_max
+            release, rotated = verify_submission(bundle, root, now, installed, self.max_bytes)
+        except ReleaseError as exc:
+            self._refused(exc)
+            raise
+        return Submission(release, rotated, root.signed.version, installed)
+
+    def install(self, bundle: bytes, submission: Submission) -> VerifiedRelease:
+        """Make a verified submission active, if nothing it was verified against has changed."""
+        release, rotated = submission.release, submission.rotated
+        try:
             state = self.store.state()
-            release, rotated = verify_submission(bundle, self.root, now, state.installed_max,
-                                                 self.max_bytes)
+            if (self.root.signed.version, state.installed_max) != (submission.root_version,
+                                                                   submission.installed_max):
+                raise RollbackError(f'release {release.number}: the trust root or the installed '
+                                    'release changed while it was verified; submit it again')
             root = rotated or self.root
             new_state = replace(state, active=release.number, active_root=root.signed.version,
                                 previous=state.active, previous_root=state.active_root,

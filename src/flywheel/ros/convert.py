@@ -166,7 +166,7 @@ def status_from_msg(msg: OracleStatusMsg) -> OracleStatus:
         epoch=msg.epoch, seq=msg.seq, stamp_ns=from_time(msg.header.stamp), state=msg.state,
         active_version=msg.active_version, active_number=msg.active_number,
         previous_version=msg.previous_version, previous_number=msg.previous_number,
-        oracle_running=msg.oracle_running, accepted_versions=tuple(msg.accepted_versions),
+        installed_max=msg.installed_max, oracle_running=msg.oracle_running, accepted_versions=tuple(msg.accepted_versions),
         root_version=msg.root_version, root=bytes(msg.root), last_rejection=msg.last_rejection,
         key_id=msg.key_id, signature=bytes(msg.signature))
 
@@ -175,7 +175,8 @@ def status_to_msg(s: OracleStatus) -> OracleStatusMsg:
     msg = OracleStatusMsg(
         epoch=s.epoch, seq=s.seq, state=s.state, active_version=s.active_version,
         active_number=s.active_number, previous_version=s.previous_version,
-        previous_number=s.previous_number, oracle_running=s.oracle_running,
+        previous_number=s.previous_number, installed_max=s.installed_max,
+        oracle_running=s.oracle_running,
         accepted_versions=list(s.accepted_versions), root_version=s.root_version,
         last_rejection=s.last_rejection, key_id=s.key_id)
     msg.header.stamp = to_time(s.stamp_ns)

@@ -6,16 +6,24 @@ Everything it does or refuses is a GovernanceEvent on a sequence-numbered, trans
 its lifecycle transitions included, so the audit records it even if it starts later. Security
 checks (expiry of releases, roots and rollback requests) use the wall clock, never ROS time: under
 sim time nothing would ever expire.
+
+Verifying a submitted release (archive, signatures, schema: up to a second for a spec at the size
+limits) runs on a thread of its own; status, rollback and the heartbeat are answered on another,
+and the governor changes state under one lock, so a slow or hostile submission never delays them.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import threading
 import time
 from array import array
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import String
@@ -29,7 +37,7 @@ from flywheel.oracle.directive import Directive
 from flywheel.oracle_status import OracleStatus
 from flywheel.provision import NODE_KEYS, ROOT, key_path
 from flywheel.release.config import GovernanceConfig
-from flywheel.release.governor import Governor, RollbackRequest
+from flywheel.release.governor import Governor, NoticeKind, RollbackRequest
 from flywheel.release.store import ReleaseStore
 from flywheel.release.swap import Swap
 from flywheel.ros import qos, topics
@@ -38,6 +46,9 @@ from flywheel.ros.params import declare_config
 from flywheel.ros.run import run_node
 
 HEARTBEAT_S = 1.0
+_NOTICE_EVENTS = {NoticeKind.ROOT_INSTALLED: GovernanceEvent.EVENT_ROOT_INSTALLED,
+                  NoticeKind.ACTIVE_EXPIRED: GovernanceEvent.EVENT_REJECTED,
+                  NoticeKind.PREVIOUS_DROPPED: GovernanceEvent.EVENT_DROPPED}
 
 
 class GovernanceNode(LifecycleNode):
@@ -54,17 +65,27 @@ class GovernanceNode(LifecycleNode):
         self.swap: Swap | None = None
         self.epoch = time.time_ns()
         self.event_seq = self.status_seq = self.directive_seq = 0
+        self._lock = threading.RLock()          # every change of governor state, and publishing
+        submissions = MutuallyExclusiveCallbackGroup()
+        control = MutuallyExclusiveCallbackGroup()
         self.events_pub = self.create_publisher(GovernanceEvent, topics.GOVERNANCE_EVENTS,
                                                 qos.RECORDS)
         self.status_pub = self.create_publisher(OracleStatusMsg, topics.ORACLE_STATUS,
                                                 qos.STATUS)
         self.release_pub = self.create_publisher(OracleRelease, topics.ORACLE_RELEASE,
                                                  qos.STATUS)
-        self.create_service(SubmitRelease, topics.SUBMIT_RELEASE, self.on_submit)
-        self.create_service(Rollback, topics.ROLLBACK, self.on_rollback)
-        self.create_service(GetStatus, topics.GET_STATUS, self.on_get_status)
-        self.create_subscription(String, topics.ORACLE_ACTIVE, self.on_oracle_active, qos.STATUS)
-        self.create_timer(HEARTBEAT_S, self.on_heartbeat)
+        self.create_service(SubmitRelease, topics.SUBMIT_RELEASE, self.on_submit,
+                            callback_group=submissions)
+        self.create_service(Rollback, topics.ROLLBACK, self.on_rollback, callback_group=control)
+        self.create_service(GetStatus, topics.GET_STATUS, self.on_get_status,
+                            callback_group=control)
+        self.create_subscription(String, topics.ORACLE_ACTIVE, self.on_oracle_active, qos.STATUS,
+                                 callback_group=control)
+        self.create_timer(HEARTBEAT_S, self.on_heartbeat, callback_group=control)
+
+    @staticmethod
+    def make_executor() -> MultiThreadedExecutor:
+        return MultiThreadedExecutor(num_threads=3)
 
     @staticmethod
     def wall_ns() -> int:
@@ -93,7 +114,7 @@ class GovernanceNode(LifecycleNode):
             bootstrap = (self.bootstrap_root_path().read_bytes()
                          if self.bootstrap_root_path().is_file() else None)
             governor = Governor(ReleaseStore(store_dir), self.config.max_bundle_bytes)
-            governor.load(self.now(), bootstrap)
+            notices = governor.load(self.now(), bootstrap)
         except (OSError, FlywheelError) as exc:
             self.problem = f'cannot configure: {exc}'
             self.get_logger().error(f'{self.problem}; nothing is accepted (the robot stays '
@@ -101,6 +122,12 @@ class GovernanceNode(LifecycleNode):
             self._transition('configure', 'unconfigured', 'unconfigured', f'failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         self.governor, self.problem = governor, ''
+        for notice in notices:
+            event = _NOTICE_EVENTS[notice.kind]
+            (self.get_logger().warning if event != GovernanceEvent.EVENT_ROOT_INSTALLED
+             else self.get_logger().info)(notice.reason)
+            self._event(event, notice.oracle_version, notice.number, '', notice.reason,
+                        notice.bundle_sha256)
         active = governor.active
         self.get_logger().info(f'configured: store {store_dir}, root v'
                                f'{governor.root.signed.version}, active release '
@@ -146,14 +173,20 @@ class GovernanceNode(LifecycleNode):
             response.reason = f'cannot read {request.bundle_path}: {exc}'
             self._event(GovernanceEvent.EVENT_REJECTED, '', 0, '', response.reason)
             return response
-        self._event(GovernanceEvent.EVENT_SUBMITTED, '', 0, '', 'submitted')
-        previous = self.governor.active
+        governor = self.governor
+        self._event(GovernanceEvent.EVENT_SUBMITTED, '', 0, '', 'submitted',
+                    hashlib.sha256(bundle).hexdigest())
         try:
-            release = self.governor.submit(bundle, self.now())
+            submission = governor.verify(bundle, self.now())
+            with self._lock:
+                previous = governor.active
+                release = governor.install(bundle, submission)
+                self._publish_release(rollback=False)
         except ReleaseError:
-            response.reason = self.governor.last_rejection
+            response.reason = governor.last_rejection
             self.get_logger().error(f'release refused: {response.reason}')
-            self._event(GovernanceEvent.EVENT_REJECTED, '', 0, '', response.reason)
+            self._event(GovernanceEvent.EVENT_REJECTED, '', 0, '', response.reason,
+                        governor.last_rejection_sha256, governor.last_rejection_actor)
             self._publish_status()
             return response
         old = previous.oracle_version if previous else ''
@@ -163,7 +196,6 @@ class GovernanceNode(LifecycleNode):
                         release.bundle_sha256, ','.join(k[:16] for k in release.signed_by))
         self.get_logger().info(f'release {release.number} (Oracle {release.oracle_version}) '
                                f'installed; swapping')
-        self._publish_release(rollback=False)
         self._publish_status()
         response.accepted, response.oracle_version = True, release.oracle_version
         response.number = release.number
@@ -187,28 +219,32 @@ class GovernanceNode(LifecycleNode):
             self._event(GovernanceEvent.EVENT_REJECTED, '', 0, '', response.reason,
                         actor=request.key_id[:16])
             return response
-        from_version = self.governor.active.oracle_version if self.governor.active else ''
+        governor = self.governor
+        from_version = governor.active.oracle_version if governor.active else ''
         try:
-            release = self.governor.rollback(RollbackRequest(
-                request.key_id, request.nonce, request.expires_ns, request.to_number,
-                request.signature), self.now())
+            with self._lock:
+                release = governor.rollback(RollbackRequest(
+                    request.key_id, request.nonce, request.expires_ns, request.to_number,
+                    request.signature), self.now())
+                self._publish_release(rollback=True)
         except ReleaseError:
-            response.reason = self.governor.last_rejection
+            response.reason = governor.last_rejection
             self.get_logger().error(f'rollback refused: {response.reason}')
             self._event(GovernanceEvent.EVENT_REJECTED, '', request.to_number, from_version,
-                        response.reason, actor=request.key_id[:16])
+                        response.reason, governor.last_rejection_sha256,
+                        governor.last_rejection_actor)
             self._publish_status()
             return response
         self._event(GovernanceEvent.EVENT_ROLLED_BACK, release.oracle_version, release.number,
                     from_version, f'signed by {request.key_id[:16]}', release.bundle_sha256,
                     request.key_id[:16])
-        self._publish_release(rollback=True)
         self._publish_status()
         response.accepted, response.active_version = True, release.oracle_version
         return response
 
     def on_get_status(self, request, response):
-        response.status = status_to_msg(self._signed(self._status()))
+        with self._lock:
+            response.status = status_to_msg(self._signed(self._status()))
         return response
 
     def on_oracle_active(self, msg: String) -> None:
@@ -239,13 +275,18 @@ class GovernanceNode(LifecycleNode):
         active = governor.active if governor else None
         previous = governor.previous if governor else None
         accepted: tuple[str, ...] = ()
-        if active is not None:
+        problem = governor.last_rejection if governor else self.problem
+        if active is not None and governor.active_expired(self.now()):
+            problem = (f'the active release {active.number} expired {active.expires.isoformat()}:'
+                       ' nothing is accepted (the robot stays stopped) until a newer one is '
+                       'installed')
+        elif active is not None:
             swap = self.swap
             accepted = (swap.accepted(self.running, self.wall_ns(),
                                       int(self.config.swap_timeout * 1e9))
                         if swap is not None and swap.version == active.oracle_version
                         else (active.oracle_version,))
-        root = governor.store.root_bytes() if governor else b''
+        root = governor.root_bytes() if governor else b''
         return OracleStatus(
             epoch=self.epoch, seq=self.status_seq, stamp_ns=self.wall_ns(), state=state,
             active_version=active.oracle_version if active else '',
@@ -254,10 +295,12 @@ class GovernanceNode(LifecycleNode):
             previous_number=previous.number if previous else 0,
             oracle_running=self.running, accepted_versions=accepted,
             root_version=governor.root.signed.version if governor else 0, root=root or b'',
-            last_rejection=(governor.last_rejection if governor else self.problem)[:1024])
+            installed_max=governor.store.state().installed_max if governor else 0,
+            last_rejection=problem[:1024])
 
     def _publish_status(self) -> None:
-        self.status_pub.publish(status_to_msg(self._signed(self._status())))
+        with self._lock:
+            self.status_pub.publish(status_to_msg(self._signed(self._status())))
 
     def _signed(self, message):
         """Status and directives carry governance's signature (Gates and Oracles check it)."""
@@ -272,7 +315,8 @@ class GovernanceNode(LifecycleNode):
         self.directive_seq += 1
         directive = self._signed(Directive(
             self.epoch, self.directive_seq, active.number, active.oracle_version, rollback,
-            self.governor.store.bundle(active.number), self.governor.store.root_bytes()))
+            self.governor.bundle_bytes(active.number),
+            self.governor.root_bytes(active.root_version)))
         msg = OracleRelease(epoch=directive.epoch, seq=directive.seq,
                             oracle_version=directive.oracle_version, number=directive.number,
                             rollback=directive.rollback, key_id=directive.key_id,
@@ -288,6 +332,10 @@ class GovernanceNode(LifecycleNode):
 
     def _event(self, event: int, version: str, number: int, previous: str, reason: str,
                sha256: str = '', actor: str = '') -> None:
+        with self._lock:
+            self._publish_event(event, version, number, previous, reason, sha256, actor)
+
+    def _publish_event(self, event, version, number, previous, reason, sha256, actor) -> None:
         self.event_seq += 1
         msg = GovernanceEvent(epoch=self.epoch, seq=self.event_seq, event=event,
                               oracle_version=version, number=number, previous_version=previous,

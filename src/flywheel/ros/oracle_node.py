@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -30,6 +33,7 @@ from alignment_flywheel.msg import SafetySignals as SignalsMsg
 from flywheel.auth import GOVERNANCE, Keyring, MessageKey, load_message_key
 from flywheel.errors import ReleaseError
 from flywheel.files import read_file
+from flywheel.health import Health, LatencyWindow, Level, RateCounter, counts_text
 from flywheel.oracle.config import OracleConfig
 from flywheel.oracle.directive import Directive, directive_problem
 from flywheel.oracle.oracle import Oracle
@@ -38,7 +42,7 @@ from flywheel.proposal import ProposalLimits
 from flywheel.provision import NODE_KEYS, ROOT, key_path
 from flywheel.release.bundle import verify_bundle
 from flywheel.release.root import check_self_signed, load_root, verify_rotation
-from flywheel.ros import qos, topics
+from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.convert import signals_to_msg
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import run_node
@@ -50,6 +54,13 @@ class OracleNode(Node):
         super().__init__('oracle', **kwargs)
         self.config = declare_config(self, OracleConfig)
         self.epoch, self.seq = time.time_ns(), 0
+        self.counts: Counter[str] = Counter()
+        self.last_refusal = ''
+        self._latency = LatencyWindow()
+        self._rate = RateCounter()
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, 10)
+        self.create_timer(1.0, self.on_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.publisher = self.create_publisher(SignalsMsg, topics.SAFETY_SIGNALS, qos.STREAM)
         self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.INPUT,
                                  raw=True)
@@ -119,10 +130,13 @@ class OracleNode(Node):
                 try:
                     oracle, root = self._verify(directive)
                 except ReleaseError as exc:
-                    problem = str(exc)
+                    problem = f'{type(exc).__name__}: {exc}'
             if problem is not None:
-                self.get_logger().error(f'release {directive.number} ({directive.oracle_version}) '
-                                        f'refused by the Oracle: {problem}')
+                self.last_refusal = (f'release {directive.number} ({directive.oracle_version}) '
+                                     f'refused: {problem}')[:512]
+                self.counts['releases_refused'] += 1
+                self.get_logger().error(f'{self.last_refusal}; keeping '
+                                        f'{self.oracle.spec.version if self.oracle else "nothing"}')
                 continue
             with self._lock:
                 self._ready = (oracle, root, directive)
@@ -174,12 +188,14 @@ class OracleNode(Node):
         try:
             proposal = decode_proposal(raw, self.config.max_points)
         except WireError as exc:   # unscorable: the Gate decides it from the same bytes
+            self.counts['unreadable'] += 1
             self.get_logger().warning(f'unreadable proposal {exc.proposal_id!r}: {exc}',
                                       throttle_duration_sec=1.0)
             return
         now_ns = self.get_clock().now().nanoseconds
         if now_ns - proposal.stamp_ns > self.config.shed_age * 1e9:
             signals = oracle.shed(proposal)
+            self.counts['shed'] += 1
             self.get_logger().warning('overloaded: answering late proposals unscored (SHED)',
                                       throttle_duration_sec=1.0)
         else:
@@ -196,6 +212,29 @@ class OracleNode(Node):
                               signature=self.key.sign(signals.canonical_bytes()))
         signals = replace(signals, evaluation_ns=time.perf_counter_ns() - started)
         self.publisher.publish(signals_to_msg(signals, proposal.frame_id))
+        self._rate.add()
+        self._latency.add(signals.evaluation_ns * 1e-9)
+
+    def on_diagnostics(self) -> None:
+        """What runs, how fast, what was shed or refused."""
+        running = self.oracle.spec.version if self.oracle else ''
+        level, message = Level.OK, f'scoring with {running}'
+        if self.key is None:
+            level, message = Level.WARN, 'AUTHENTICATION OFF: verdicts go out unsigned'
+        if self.counts['shed']:
+            level, message = Level.WARN, 'overloaded: late proposals shed unscored'
+        if not running:
+            level, message = Level.ERROR, 'no release from governance yet: scoring nothing'
+        values = (('oracle_version', running), ('release_number', str(self.number)),
+                  ('verdicts_per_s', f'{self._rate.rate(time.monotonic_ns()):.1f}'),
+                  ('evaluation', self._latency.summary()),
+                  ('last_release_refusal', self.last_refusal),
+                  ('authenticated', str(self.key is not None)),
+                  ('epoch', str(self.epoch)), ('verdicts', str(self.seq))
+                  ) + counts_text(self.counts, ('shed', 'unreadable', 'releases_refused'))
+        self.diagnostics_pub.publish(diagnostics.health_to_msg([Health(
+            'alignment_flywheel: oracle', self.get_fully_qualified_name(), level, message,
+            values)], self.get_clock().now().nanoseconds))
 
 
 def wall_now() -> datetime:

@@ -73,8 +73,9 @@ def status(args) -> int:
         return 0
     print(f'governance {s.state}; active Oracle {s.active_version or "none"} (release '
           f'{s.active_number}); previous {s.previous_version or "none"} (release '
-          f'{s.previous_number}); accepted by the Gate: {", ".join(s.accepted_versions) or "none"}'
-          f'; trust root v{s.root_version}'
+          f'{s.previous_number}); highest installed {s.installed_max}; the Oracle runs '
+          f'{s.oracle_running or "nothing reported"}; accepted by the Gate: '
+          f'{", ".join(s.accepted_versions) or "none"}; trust root v{s.root_version}'
           + (f'\nlast rejection: {s.last_rejection}' if s.last_rejection else ''))
     return 0
 

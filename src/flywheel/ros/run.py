@@ -1,5 +1,6 @@
 """One main() shape for every node: choose the transport, init, build (a bad configuration exits
-2 with a clear error, never a traceback), spin until Ctrl-C or SIGTERM, let the node act on the
+2 with a clear error, never a traceback), spin (the events executor, unless the node asks for
+another with ``make_executor``) until Ctrl-C or SIGTERM, let the node act on the
 way out (the Gate publishes stop while its publisher still works), destroy, shut down.
 
 Signals are handled here, not by rclpy: rclpy's handler shuts the context down first, after which
@@ -46,7 +47,7 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
             rclpy.logging.get_logger(name).fatal(f'refusing to start: {exc}')
             return EXIT_BAD_CONFIG
         node.get_logger().info(f'transport: {transport}')
-        executor = EventsExecutor()
+        executor = getattr(node, 'make_executor', EventsExecutor)()
         executor.add_node(node)
         # Everything built so far lives as long as the process: keep it out of the collector,
         # so a collection never pauses a callback for long.
