@@ -74,9 +74,12 @@ class OracleNode(Node):
             self.get_logger().warning('AUTHENTICATION OFF (authenticate: false): verdicts go out '
                                       'unsigned; only for tests and the demo\'s bypass run')
         if self.config.follow_governance:
-            self.root = load_root(read_file(key_path(self.config.trust_root_path, ROOT),
-                                            'trust root'))
+            root_bytes = read_file(key_path(self.config.trust_root_path, ROOT), 'trust root')
+            self.root = load_root(root_bytes)
             check_self_signed(self.root, wall_now())
+            # Every root this Oracle has trusted, by version, as received (for a rollback past a
+            # rotation, whose release the older root verified).
+            self._roots = {self.root.signed.version: root_bytes}
             self._lock = threading.Lock()
             self._pending: Directive | None = None
             self._ready: tuple | None = None
@@ -144,24 +147,35 @@ class OracleNode(Node):
                 self.number = directive.number
 
     def _verify(self, d: Directive) -> tuple[Oracle, object]:
-        """Defence in depth: the same checks as governance, with the root it carries only after
-        a valid rotation from ours; the directive itself must be signed by a governance key."""
+        """Defence in depth: the same checks as governance. The directive carries the root that
+        verified its release: a newer one is taken only as a valid rotation of ours; an older one
+        (a rollback past a rotation) only if it is byte for byte a root we trusted before. The
+        directive itself must be signed by a governance key of our newest root."""
         now = wall_now()
-        root = self.root
+        root = release_root = self.root
         if d.root:
             carried = load_root(d.root)
-            if carried.signed.version > root.signed.version:
+            version = carried.signed.version
+            if version > root.signed.version:
                 verify_rotation(root, carried, now)
-                root = carried
+                root = release_root = carried
+            elif self._roots.get(version) == d.root:
+                release_root = carried
+            elif version != root.signed.version:
+                raise ReleaseError(f'directive carries trust root v{version}, which this Oracle '
+                                   'never trusted')
         if self.config.authenticate:
             problem = Keyring.from_root(root).check(GOVERNANCE, d.key_id, d.signature,
                                                     d.canonical_bytes())
             if problem is not None:
                 raise ReleaseError(f'directive: {problem}')
-        release = verify_bundle(d.bundle, root, now, installed_number=0, allow_same=True)
+        release = verify_bundle(d.bundle, release_root, now, installed_number=0,
+                                allow_same=True)
         if release.number != d.number or release.oracle_version != d.oracle_version:
             raise ReleaseError(f'directive names release {d.number} ({d.oracle_version}), the '
                                f'bundle is {release.number} ({release.oracle_version})')
+        if root is not self.root:
+            self._roots[root.signed.version] = d.root
         return self._build(release.spec), root
 
     def _swap_if_ready(self) -> None:
