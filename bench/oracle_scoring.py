@@ -21,10 +21,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HEADER, machine, row, stats_ms  # noqa: E402
 
-from flywheel.kinematics import RobotState, constant_twist_rollout  # noqa: E402
+from flywheel.kinematics import rollout  # noqa: E402
 from flywheel.oracle.oracle import Oracle  # noqa: E402
 from flywheel.oracle.spec import parse_spec  # noqa: E402
-from flywheel.proposal import ProposalLimits, make_proposal  # noqa: E402
+from flywheel.proposal import ProposalLimits, check_proposal, make_proposal  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
 SIZE = 100.0   # m, side of the square world the obstacles are scattered over
@@ -47,13 +47,18 @@ def big_spec(obstacles: int, rng) -> dict:
 
 
 def proposals(count: int, rng, lo: float, hi: float):
+    """Kinematically consistent 50-point trajectories (every point where the twist before it
+    leads), 0.1 s apart, with speed and turn rate wandering within the spec's limits."""
     out = []
     t_ns = (np.arange(50) * 0.1e9).astype(np.int64)
     for i in range(count):
         x, y = rng.uniform(lo, hi, 2)
-        v, w = rng.uniform(0.2, 0.7), rng.uniform(-0.5, 0.5)
-        states = constant_twist_rollout(RobotState(x, y, rng.uniform(-np.pi, np.pi)), v, w, 50, 0.1)
-        out.append(make_proposal(f'proposer/{i}', 'proposer', i, 'map', 0, t_ns, states, (v, w)))
+        v = np.clip(rng.uniform(0.2, 0.7) + np.cumsum(rng.normal(0.0, 0.02, 50)), 0.0, 0.8)
+        w = np.clip(rng.uniform(-0.5, 0.5) + np.cumsum(rng.normal(0.0, 0.05, 50)), -1.2, 1.2)
+        states = rollout(x, y, rng.uniform(-np.pi, np.pi), np.column_stack([v, w]),
+                         np.full(49, 0.1))
+        out.append(make_proposal(f'proposer/{i}', 'proposer', i, 'map', 0, t_ns, states,
+                                 (v[0], w[0])))
     return out
 
 
@@ -80,6 +85,7 @@ def main(argv=None) -> int:
     big = Oracle(parse_spec(world), ProposalLimits())
     empty = Oracle(parse_spec({**world, 'obstacles': []}), ProposalLimits())
     batch = proposals(500, rng, 5.0, SIZE - 5.0)
+    assert all(not check_proposal(p, big.limits) for p in batch)
     hits = sum(big.evaluate(p).collision_risk == 1.0 for p in batch)
     measure(big, batch[:100], 1)
     measure(empty, batch[:100], 1)                                  # warm-up

@@ -7,8 +7,10 @@ import math
 import pytest
 import yaml
 
-from flywheel.enforcement.gate import Gate, GateConfig
+from flywheel.enforcement.config import GateConfig
+from flywheel.enforcement.gate import STOP, Gate, Now
 from flywheel.enforcement.policy import load_policy
+from flywheel.odometry import Odometry
 from flywheel.oracle.oracle import Oracle
 from flywheel.oracle.spec import load_spec
 from flywheel.proposal import ProposalLimits
@@ -21,11 +23,12 @@ from test.conftest import CONFIG
 
 SIM_DT_NS = 20_000_000      # 50 Hz world
 PROPOSE_EVERY = 5           # 10 Hz proposals
+EPOCH = 1_700_000_000 * 10**9   # the proposer's and the Oracle's start on the wall clock
 
 
 def planner():
     params = dict(yaml.safe_load((CONFIG / 'flywheel.yaml').read_text())
-                  ['proposer']['ros__parameters']['planner'])
+                  ['/**/proposer']['ros__parameters']['planner'])
     flat = params.pop('route')
     return RoutePlanner(route=[flat[i:i + 2] for i in range(0, len(flat), 2)], **params)
 
@@ -35,27 +38,28 @@ def run(seed: int, gated: bool, seconds: float = 30.0,
     """(collisions, distance travelled) of one run."""
     sim = Sim(load_world(CONFIG / 'world.yaml'))
     faults = FaultInjector(FaultConfig(rate=fault_rate, seed=seed))
-    proposer = Proposer('proposer', planner(), 'map', 0, faults)
+    proposer = Proposer('proposer', planner(), 'map', EPOCH, faults)
     oracle = Oracle(load_spec(CONFIG / 'oracle_spec.yaml'), ProposalLimits())
-    gate = Gate(load_policy(CONFIG / 'policy.yaml'), GateConfig())
-    command, collisions = (0.0, 0.0), 0
+    gate = Gate(load_policy(CONFIG / 'policy.yaml'),
+                GateConfig(accepted_oracle_versions=('1.0.0',), follow_governance=False))
+    command, collisions = STOP, 0
     for k in range(int(seconds * 1e9 / SIM_DT_NS)):
-        now = k * SIM_DT_NS
+        now_ns = k * SIM_DT_NS
+        now = Now(ros_ns=now_ns, steady_ns=now_ns, wall_ns=EPOCH + 10**9 + now_ns)
+        gate.on_odometry(Odometry(sim.state, now_ns, 'map'))
         if k % PROPOSE_EVERY == 0:
-            proposal = proposer.propose(sim.state, now)
+            proposal = proposer.propose(sim.state, now_ns)
             if not gated:
                 command = proposal.command
-            else:
-                decisions = gate.on_proposal(proposal, now)
-                if not decisions:
-                    verdict = dataclasses.replace(oracle.evaluate(proposal), stamp_ns=now)
-                    decisions = [gate.on_signals(verdict, now)]
-                for d in decisions:
-                    command = d.command if d.command is not None else command
-        if gated and gate.tick(now)[1]:
-            command = (0.0, 0.0)
-        v, w = command if all(map(math.isfinite, command)) else (0.0, 0.0)
-        collisions += sum(e.kind is EventKind.COLLISION for e in sim.step(v, w, 0.02, now))
+            elif not gate.on_proposal(proposal, now):
+                verdict = dataclasses.replace(oracle.evaluate(proposal), stamp_ns=now_ns,
+                                              epoch=EPOCH, seq=k + 1)
+                gate.on_signals(verdict, now)
+        if gated:
+            gate.tick(now)
+            command = gate.command_at(now.steady_ns) or STOP
+        v, w = command if all(map(math.isfinite, command)) else STOP
+        collisions += sum(e.kind is EventKind.COLLISION for e in sim.step(v, w, 0.02, now_ns))
     path = sim.path
     return collisions, sum(math.dist(a, b) for a, b in zip(path, path[1:]))
 

@@ -211,7 +211,7 @@ def test_status_json_feeds_release_verify(desk, capsys, monkeypatch):
     from flywheel.ros import release_client
     reply = GetStatus.Response()
     reply.status.state, reply.status.active_number, reply.status.previous_number = 'active', 2, 1
-    reply.status.active_version = '1.1.0'
+    reply.status.active_version, reply.status.installed_max = '1.1.0', 2
     monkeypatch.setattr(release_client, '_call', lambda *_: reply)
     assert main(['status', '--json']) == 0
     status = json.loads(capsys.readouterr().out)

@@ -1,14 +1,20 @@
-"""Scoring: collision (incl. the corner cut between waypoints), clearance, every constraint,
-the uncertainty model, evidence, malformed input. All against the shipped spec."""
+"""Scoring: collision (incl. the corner cut between waypoints and the arc between two samples),
+clearance, the held command, every constraint along the swept region, the uncertainty model,
+evidence, malformed input, shedding. Against the shipped spec (plus a zone where a test needs
+one)."""
+import dataclasses
 import math
 
 import numpy as np
 import pytest
+import shapely
+from shapely import affinity
 
 from flywheel.oracle.oracle import Oracle, ramp
-from flywheel.proposal import ProposalLimits, make_proposal
+from flywheel.oracle.spec import Zone
+from flywheel.proposal import ProposalLimits
 from flywheel.signals import EvidenceKind, EvidenceStatus
-from test.helpers import straight, through
+from test.helpers import driven, remade, straight, through
 
 
 @pytest.fixture(scope='module')
@@ -18,6 +24,16 @@ def oracle(spec):
 
 def kinds(signals):
     return {e.kind for e in signals.evidence}
+
+
+def with_zones(spec, **zones):
+    """The shipped spec plus zones, e.g. obstacles=[Zone(...)]; added to the shipped ones."""
+    return dataclasses.replace(spec, **{k: getattr(spec, k) + tuple(v) for k, v in zones.items()})
+
+
+def footprint_at(spec, x, y, yaw):
+    return affinity.translate(affinity.rotate(spec.footprint, yaw, origin=(0, 0),
+                                              use_radians=True), x, y)
 
 
 def test_a_clear_path_is_safe(oracle):
@@ -43,8 +59,8 @@ def test_cutting_a_corner_between_two_clear_waypoints_is_a_collision(oracle):
     # leg between them crosses its south-west corner.
     p = through([(3.0, 3.2), (5.6, 1.2)])
     for x, y in [(3.0, 3.2), (5.6, 1.2)]:
-        single = straight(x, y, 0.0, 0.0, points=1)
-        assert oracle.evaluate(single).collision_risk < 1.0
+        standing = straight(x, y, 0.0, 0.0, points=5)
+        assert oracle.evaluate(standing).collision_risk < 1.0
     s = oracle.evaluate(p)
     assert s.collision_risk == 1.0
     assert any(e.rule_id == 'shelf_a' for e in s.evidence)
@@ -56,11 +72,15 @@ def test_entering_a_keep_out_zone_is_collision_risk(oracle):
     assert any(e.kind == EvidenceKind.KEEP_OUT and e.rule_id == 'charging_bay' for e in s.evidence)
 
 
-def test_clearance_below_the_margin_ramps_collision_risk(oracle):
-    # parallel to shelf_a's west face (x=4) with 0.1 m between body side and shelf
+def test_clearance_below_the_margin_ramps_collision_risk(oracle, spec):
+    # parallel to shelf_a's west face (x=4) with 0.1 m between body side and shelf; the swept
+    # region is widest along the hold, inflated for a start anywhere within the anchor tolerances
     s = oracle.evaluate(straight(3.7, 3.0, math.pi / 2, 0.3, points=5))
-    assert s.min_clearance == pytest.approx(0.1, abs=1e-9)
-    assert s.collision_risk == pytest.approx(1.0 - 0.1 / 0.25)
+    radius = math.hypot(0.3, 0.2)
+    hold_margin = (spec.anchor_tolerance + spec.anchor_yaw_tolerance
+                   * (radius + 0.3 * spec.command_hold) + spec.sweep_tolerance)
+    assert s.min_clearance == pytest.approx(0.1 - hold_margin, abs=1e-9)
+    assert s.collision_risk == pytest.approx(1.0 - (0.1 - hold_margin) / 0.25)
     assert any(e.kind == EvidenceKind.CLEARANCE for e in s.evidence)
 
 
@@ -91,8 +111,7 @@ def test_turning_in_place_is_not_a_curvature_violation(oracle):
 
 
 def test_hard_braking_violates_acceleration(oracle):
-    p = straight(1.5, 1.0, 0.0, 0.5, points=5)
-    p.states[3:, 3] = 0.0          # 0.5 -> 0 m/s within 0.1 s: 5 m/s^2
+    p = driven(1.5, 1.0, 0.0, [(0.5, 0.0)] * 3 + [(0.0, 0.0)] * 2)  # 0.5 -> 0 m/s in 0.1 s
     s = oracle.evaluate(p)
     assert s.constraint_risk == 1.0 and EvidenceKind.ACCELERATION in kinds(s)
 
@@ -112,15 +131,13 @@ def test_speed_zone_limit_applies_inside_only(oracle):
 
 def test_the_command_is_checked_even_if_the_trajectory_is_fine(spec):
     loose = Oracle(spec, ProposalLimits('map', 200, ('proposer',), command_tolerance=10.0))
-    p = straight(1.5, 1.0, 0.0, 0.5, points=5)
-    p = make_proposal(p.proposal_id, p.proposer_id, p.seq, p.frame_id, p.stamp_ns, p.t_ns,
-                      p.states, (3.0, 0.0))
+    p = remade(straight(1.5, 1.0, 0.0, 0.5, points=5), command=(3.0, 0.0))
     s = loose.evaluate(p)
     assert s.constraint_risk == 1.0 and EvidenceKind.SPEED in kinds(s)
 
 
 def test_prediction_uncertainty_grows_past_the_validated_speed(oracle):
-    s = oracle.evaluate(straight(1.5, 1.0, 0.0, 1.0, points=3))
+    s = oracle.evaluate(straight(1.5, 1.0, 0.0, 1.0, points=5))
     assert s.prediction_uncertainty == pytest.approx((1.0 - 0.8) / 0.8)
     assert s.prediction_uncertainty_threshold == 0.3
 
@@ -135,7 +152,7 @@ def test_prediction_uncertainty_outside_the_validated_region(spec):
 
 def test_coverage_uncertainty_in_unaudited_cells(oracle):
     # cells x in [6, 7), y in [3, 5) have coverage 0.2
-    s = oracle.evaluate(straight(6.5, 3.5, math.pi / 2, 0.0, points=1))
+    s = oracle.evaluate(straight(6.5, 3.5, math.pi / 2, 0.0, points=5))
     assert s.coverage_uncertainty == pytest.approx(0.8)
     assert EvidenceKind.COVERAGE in kinds(s)
 
@@ -173,8 +190,6 @@ def test_a_spec_without_obstacles_reports_infinite_clearance(spec):
 
 
 def test_clearance_is_exact_within_the_horizon_and_infinite_beyond(oracle, spec):
-    import shapely
-    from flywheel.oracle.sweep import sweep
     zones = [z.polygon for z in spec.obstacles + spec.keep_out]
     rng = np.random.default_rng(3)
     for _ in range(40):
@@ -182,9 +197,160 @@ def test_clearance_is_exact_within_the_horizon_and_infinite_beyond(oracle, spec)
         p = straight(x, y, rng.uniform(-np.pi, np.pi), rng.uniform(0.0, 0.6), points=10,
                      w=rng.uniform(-0.5, 0.5))
         s = oracle.evaluate(p)
-        hulls = sweep(p.states[:, :3], oracle._footprint_xy, spec.max_sweep_yaw_step).hulls
+        hulls = oracle.swept(p).hulls
         truth = min(shapely.distance(h, z) for h in hulls for z in zones)
         if truth <= spec.limits.clearance_horizon:
             assert s.min_clearance == pytest.approx(truth, abs=1e-9)
         else:
             assert s.min_clearance == math.inf
+
+
+# -- the motion between and beyond the samples -----------------------------------------------
+
+# A left quarter turn of radius 1.2 m at 0.8 m/s past shelf_a's south-west corner: its two end
+# footprints and their hull (the chord) are clear of the shelf by 0.16 m, its arc is not.
+ARC = dict(x=3.5, y=1.5, yaw=math.pi / 4, v=0.8, w=0.8 / 1.2, duration=(math.pi / 2) * 1.2 / 0.8)
+
+
+def quarter_arc(samples: int):
+    twist = (ARC['v'], ARC['w'])
+    return driven(ARC['x'], ARC['y'], ARC['yaw'], [twist] * (samples + 1),
+                  ARC['duration'] / samples)
+
+
+def test_an_arc_sampled_at_two_points_is_swept_along_the_arc_not_its_chord(spec):
+    p = quarter_arc(1)
+    shelf = spec.obstacles[0].polygon
+    ends = [footprint_at(spec, *q) for q in p.states[:, :3]]
+    chord = shapely.convex_hull(shapely.union_all(ends))
+    assert chord.distance(shelf) > 0.15
+    # even where a 2.4 s gap between samples is allowed, the arc between them is what is scored
+    loose = Oracle(spec, ProposalLimits(max_sample_gap=2.5))
+    s = loose.evaluate(p)
+    assert s.collision_risk == 1.0
+    assert [e.rule_id for e in s.evidence if e.kind == EvidenceKind.COLLISION] == ['shelf_a']
+
+
+def test_an_arc_sampled_at_two_points_is_refused_by_default(oracle):
+    s = oracle.evaluate(quarter_arc(1))
+    assert s.evidence_status == EvidenceStatus.INPUT_REJECTED
+    assert 'input:sample_gap' in [e.rule_id for e in s.evidence]
+
+
+def test_two_arc_samples_with_a_straight_twist_are_a_kinematic_mismatch(spec):
+    p = quarter_arc(1)
+    chord = math.dist(p.states[0, :2], p.states[1, :2]) / ARC['duration']
+    states = p.states.copy()
+    states[:, 3:] = chord, 0.0
+    s = Oracle(spec, ProposalLimits(max_sample_gap=2.5)).evaluate(
+        remade(p, states=states, command=(chord, 0.0)))
+    assert [e.rule_id for e in s.evidence] == ['input:kinematic_mismatch']
+    assert s.collision_risk == 1.0
+
+
+def test_the_same_arc_sampled_every_100_ms_is_a_collision(oracle):
+    s = oracle.evaluate(quarter_arc(24))
+    assert s.evidence_status != EvidenceStatus.INPUT_REJECTED
+    assert s.collision_risk == 1.0 and 'shelf_a' in [e.rule_id for e in s.evidence]
+
+
+def test_a_turn_over_half_a_circle_in_one_segment_is_swept_the_way_w_turns(spec):
+    # 4 rad counter-clockwise in 0.5 s on a 0.5 m radius: over the top of the circle, where the
+    # post is. The short way round between the two end yaws (2.28 rad clockwise) passes below.
+    post = shapely.box(1.91, 7.1, 2.11, 7.3)
+    oracle = Oracle(with_zones(spec, obstacles=[Zone('post', post)]), ProposalLimits())
+    p = driven(2.0, 6.0, 0.0, [(0.1, 0.0), (4.0, 8.0), (0.0, 0.0)], [0.1, 0.5])
+    for q in p.states[:, :3]:
+        assert footprint_at(spec, *q).distance(post) > 0.1
+    swept = oracle.swept(p)
+    hit = shapely.intersects(swept.hulls, post)
+    assert set(swept.segment[hit]) == {1}                  # the turning segment, not the hold
+    s = oracle.evaluate(p)
+    assert s.collision_risk == 1.0 and s.time_to_collision >= 0.1
+    assert 'post' in [e.rule_id for e in s.evidence]
+
+
+def test_a_command_held_for_command_hold_reaches_a_shelf_the_trajectory_stops_short_of(oracle,
+                                                                                      spec):
+    # Front 0.26 m from shelf_a; 0.89 m/s for 10 ms, then standing: the trajectory ends clear,
+    # but the Gate may hold the command itself for command_hold (0.89 * 0.4 = 0.36 m).
+    p = driven(4.0 - 0.26 - 0.3, 4.0, 0.0, [(0.89, 0.0), (0.0, 0.0), (0.0, 0.0)], [0.01, 0.4])
+    swept = oracle.swept(p)
+    trajectory = swept.hulls[swept.segment < len(p.states) - 1]
+    assert not shapely.intersects(trajectory, spec.obstacles[0].polygon).any()
+    s = oracle.evaluate(p)
+    assert s.collision_risk == 1.0 and s.time_to_collision == 0.0
+    assert any(e.rule_id == 'shelf_a' for e in s.evidence)
+
+
+def test_a_single_point_is_shorter_than_the_scored_hold(oracle):
+    s = oracle.evaluate(straight(1.5, 1.0, 0.0, 0.0, points=1))
+    assert s.evidence_status == EvidenceStatus.INPUT_REJECTED
+    assert [e.rule_id for e in s.evidence] == ['input:horizon_too_short']
+
+
+def test_the_signals_say_what_they_cover(oracle, spec):
+    s = oracle.evaluate(straight(1.5, 1.0, 0.0, 0.5))
+    assert (s.scored_hold, s.anchor_tolerance, s.anchor_yaw_tolerance) == (
+        spec.command_hold, spec.anchor_tolerance, spec.anchor_yaw_tolerance)
+    assert (s.stamp_ns, s.epoch, s.seq, s.signature) == (0, 0, 0, b'')
+
+
+def test_a_speed_zone_crossed_between_two_samples_outside_it_is_flagged(spec):
+    strip = Zone('strip', shapely.box(2.2, 5.5, 2.3, 6.5), max_speed=0.3)
+    oracle = Oracle(with_zones(spec, speed_zones=[strip]), ProposalLimits())
+    p = driven(2.0, 6.0, 0.0, [(0.9, 0.0)] * 3, 0.5)
+    assert not shapely.contains_xy(strip.polygon, p.states[:, 0], p.states[:, 1]).any()
+    s = oracle.evaluate(p)
+    flagged = [e for e in s.evidence if e.rule_id == 'strip']
+    assert s.constraint_risk == 1.0 and flagged[0].kind == EvidenceKind.SPEED_ZONE
+    assert flagged[0].value == pytest.approx(0.9)
+
+
+def test_a_speed_zone_reached_only_by_the_held_command_is_flagged_at_its_speed(spec):
+    strip = Zone('strip', shapely.box(2.6, 5.5, 2.7, 6.5), max_speed=0.3)
+    oracle = Oracle(with_zones(spec, speed_zones=[strip]), ProposalLimits())
+    # 0.9 m/s for 10 ms, then standing 0.4 s: only the held command reaches the strip
+    p = driven(2.0, 6.0, 0.0, [(0.9, 0.0), (0.0, 0.0), (0.0, 0.0)], [0.01, 0.4])
+    s = oracle.evaluate(p)
+    assert [e.value for e in s.evidence if e.rule_id == 'strip'] == [pytest.approx(0.9)]
+
+
+def test_a_coverage_cell_crossed_between_samples_is_counted(spec):
+    cells = np.ones((80, 120))
+    cells[60, 22] = 0.2                  # x in [2.2, 2.3), y in [6.0, 6.1)
+    grid = dataclasses.replace(spec.coverage, resolution=0.1, cells=cells)
+    oracle = Oracle(dataclasses.replace(spec, coverage=grid), ProposalLimits())
+    p = driven(2.0, 6.0, 0.0, [(0.9, 0.0)] * 3, 0.5)
+    assert grid.coverage_at(p.states[:, :2]).min() == 1.0     # no sample is in that cell
+    s = oracle.evaluate(p)
+    assert s.coverage_uncertainty == pytest.approx(0.8)
+    worst = [e for e in s.evidence if e.kind == EvidenceKind.COVERAGE][0]
+    assert (worst.x, worst.y) == (pytest.approx(2.25), pytest.approx(6.05))
+
+
+def test_coverage_counts_cells_a_long_swept_hull_spans(spec):
+    # one 0.5 s segment at 0.9 m/s over a 1 cm grid: its hull spans ~75 cells, listed on the grid
+    cells = np.ones((800, 1200))
+    cells[600, 240] = 0.0
+    grid = dataclasses.replace(spec.coverage, resolution=0.01, cells=cells)
+    oracle = Oracle(dataclasses.replace(spec, coverage=grid), ProposalLimits())
+    s = oracle.evaluate(driven(2.0, 6.0, 0.0, [(0.9, 0.0)] * 3, 0.5))
+    assert s.coverage_uncertainty == 1.0
+
+
+def test_shedding_scores_nothing_and_stops_everything(oracle, monkeypatch):
+    p = straight(3.0, 4.0, 0.0, 0.9)
+    monkeypatch.setattr(oracle, 'swept', None)     # shedding must not sweep
+    s = oracle.shed(p)
+    assert s.evidence_status == EvidenceStatus.SHED and s.evidence == ()
+    assert (s.collision_risk, s.constraint_risk, s.safety_score) == (1.0, 1.0, 0.0)
+    assert (s.prediction_uncertainty, s.coverage_uncertainty) == (1.0, 1.0)
+    assert s.proposal_digest == p.digest and s.proposal_id == p.proposal_id
+
+
+@pytest.mark.parametrize('v, w', [(1e3, 1e3), (1e3, -1e-12), (1e150, 0.0), (0.0, 1e9)])
+@pytest.mark.filterwarnings('ignore:overflow:RuntimeWarning', 'ignore:invalid:RuntimeWarning')
+def test_absurd_twists_are_scored_or_refused_without_raising(oracle, v, w):
+    s = oracle.evaluate(straight(5.0, 4.0, 0.0, v, points=5, w=w))
+    assert s.safety_score == 0.0

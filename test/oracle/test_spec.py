@@ -28,6 +28,19 @@ def test_the_shipped_spec_loads(spec):
     assert spec.version == '1.0.0'
     assert [z.zone_id for z in spec.obstacles] == ['shelf_a', 'shelf_b', 'pillar']
     assert spec.coverage.cells.shape == (8, 12)
+    # the hold covers the Gate's (command_timeout 0.3 s + one 0.02 s tick)
+    assert spec.command_hold >= 0.32
+    assert (spec.anchor_tolerance, spec.anchor_yaw_tolerance, spec.sweep_tolerance) == (
+        0.05, 0.05, 0.01)
+
+
+def test_what_a_verdict_covers_defaults_when_absent():
+    doc = {k: v for k, v in DOC.items()
+           if k not in {'command_hold', 'anchor_tolerance', 'anchor_yaw_tolerance',
+                        'sweep_tolerance'}}
+    spec = parse_spec(doc)
+    assert (spec.command_hold, spec.anchor_tolerance, spec.anchor_yaw_tolerance,
+            spec.sweep_tolerance) == (0.4, 0.05, 0.05, 0.01)
 
 
 @pytest.mark.parametrize('path, value, field', [
@@ -50,6 +63,12 @@ def test_the_shipped_spec_loads(spec):
     (('version',), '', 'version'),
     (('max_evidence',), 0, 'max_evidence'),
     (('unexpected',), 1, 'spec.unexpected'),
+    (('command_hold',), 0.0, 'command_hold'),
+    (('command_hold',), 'long', 'command_hold'),
+    (('anchor_tolerance',), -0.01, 'anchor_tolerance'),
+    (('anchor_yaw_tolerance',), 4.0, 'anchor_yaw_tolerance'),
+    (('sweep_tolerance',), 0.0, 'sweep_tolerance'),
+    (('max_sweep_yaw_step',), 0.35, 'spec.max_sweep_yaw_step'),
 ])
 def test_malformed_spec_names_the_field(path, value, field):
     with pytest.raises(SpecError) as err:

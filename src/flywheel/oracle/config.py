@@ -27,6 +27,8 @@ class OracleConfig:
     follow_governance: bool = setting(False, 'Run only the releases governance sends, verified '
                                       'again here, and score nothing until the first arrives; '
                                       'false runs spec_path.', read_only=True)
+    autostart: bool = setting(True, 'Configure and activate on start (false: a lifecycle '
+                              'manager or `ros2 lifecycle` drives it).', read_only=True)
     shed_age: float = setting(0.1, 'A proposal older than this (s) when its turn comes is '
                               'answered unscored (SHED, the Gate decides OVERLOAD): overload '
                               'drains instead of piling up.', lo=0.001, hi=10.0, read_only=True)

@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Point, Polygon
 
-from flywheel.errors import SpecError
+from flywheel.errors import SpecError, SpecLimitError
 from flywheel.yamldoc import (integer, load_yaml, mapping, named_polygons, number, polygon,
                               sequence, text)
 
@@ -112,14 +112,67 @@ class OracleSpec:
     uncertainty: UncertaintyModel
     coverage: CoverageGrid
     max_evidence: int = 16
-    # Sweeps between samples that turn more than this (rad) are subdivided, so the swept footprint
-    # stays a faithful (conservative) envelope of a rotating robot.
-    max_sweep_yaw_step: float = 0.35
+    # What a verdict covers: the command held for command_hold (s) from any start within
+    # anchor_tolerance (m) and anchor_yaw_tolerance (rad) of the first pose. The Gate honours a
+    # verdict only for a hold no longer than this and a robot within those bounds.
+    command_hold: float = 0.4
+    anchor_tolerance: float = 0.05
+    anchor_yaw_tolerance: float = 0.05
+    # Largest distance (m) between any footprint point's true path and the chords the sweep is
+    # built from; the swept region is inflated by it (flywheel/oracle/sweep.py).
+    sweep_tolerance: float = 0.01
 
 
 _TOP_KEYS = {'version', 'overlay_version', 'frame_id', 'footprint', 'obstacles', 'keep_out',
              'speed_zones', 'geofence', 'limits', 'uncertainty', 'coverage', 'max_evidence',
-             'max_sweep_yaw_step'}
+             'command_hold', 'anchor_tolerance', 'anchor_yaw_tolerance', 'sweep_tolerance'}
+
+
+@dataclass(frozen=True)
+class SpecLimits:
+    """How big a spec may be, checked on the raw document before any geometry is built. They keep
+    parsing, building an Oracle and scoring one proposal bounded (bench/release_limits.py)."""
+
+    max_zones: int = 1024              # obstacles + keep_out (each is scored per proposal)
+    max_speed_zones: int = 64
+    max_vertices: int = 1024           # per polygon
+    max_total_vertices: int = 16384    # every polygon of the spec
+    max_coverage_cells: int = 16384
+
+
+SPEC_LIMITS = SpecLimits()
+
+
+def check_spec_size(doc: dict, limits: SpecLimits = SPEC_LIMITS) -> None:
+    """Raise SpecLimitError if the document holds more than ``limits`` allow (linear, no
+    geometry; malformed parts are left for the full validation to name)."""
+    def listed(value) -> list:
+        return value if isinstance(value, list) else []
+
+    zones = len(listed(doc.get('obstacles'))) + len(listed(doc.get('keep_out')))
+    if zones > limits.max_zones:
+        raise SpecLimitError('obstacles+keep_out', f'{zones} zones > {limits.max_zones}')
+    if len(listed(doc.get('speed_zones'))) > limits.max_speed_zones:
+        raise SpecLimitError('speed_zones', f'{len(doc["speed_zones"])} zones > '
+                             f'{limits.max_speed_zones}')
+    uncertainty = doc.get('uncertainty') if isinstance(doc.get('uncertainty'), dict) else {}
+    shapes = [('footprint', doc.get('footprint')), ('geofence', doc.get('geofence')),
+              ('uncertainty.validated_region', uncertainty.get('validated_region'))]
+    for key in ('obstacles', 'keep_out', 'speed_zones'):
+        shapes += [(f'{key}[{i}].polygon', zone.get('polygon'))
+                   for i, zone in enumerate(listed(doc.get(key))) if isinstance(zone, dict)]
+    total = 0
+    for field, shape in shapes:
+        total += len(listed(shape))
+        if len(listed(shape)) > limits.max_vertices:
+            raise SpecLimitError(field, f'{len(shape)} vertices > {limits.max_vertices}')
+    if total > limits.max_total_vertices:
+        raise SpecLimitError('spec', f'{total} polygon vertices in all > '
+                             f'{limits.max_total_vertices}')
+    coverage = doc.get('coverage') if isinstance(doc.get('coverage'), dict) else {}
+    cells = sum(len(listed(row)) for row in listed(coverage.get('cells')))
+    if cells > limits.max_coverage_cells:
+        raise SpecLimitError('coverage.cells', f'{cells} cells > {limits.max_coverage_cells}')
 
 
 def load_spec(path: str | Path) -> OracleSpec:
@@ -131,6 +184,7 @@ def parse_spec(doc: dict) -> OracleSpec:
     doc = mapping(doc, 'spec', allowed=_TOP_KEYS,
                   required={'version', 'frame_id', 'footprint', 'limits', 'uncertainty',
                             'coverage'})
+    check_spec_size(doc)
     footprint = polygon(doc['footprint'], 'footprint')
     if not footprint.contains(Point(0.0, 0.0)):
         raise SpecError('footprint', 'must contain the robot origin (0, 0)')
@@ -148,8 +202,14 @@ def parse_spec(doc: dict) -> OracleSpec:
         uncertainty=_uncertainty(doc['uncertainty']),
         coverage=_coverage(doc['coverage']),
         max_evidence=integer(doc.get('max_evidence', 16), 'max_evidence', lo=1, hi=1000),
-        max_sweep_yaw_step=number(doc.get('max_sweep_yaw_step', 0.35), 'max_sweep_yaw_step',
-                                  lo=0.01, hi=math.pi),
+        command_hold=number(doc.get('command_hold', 0.4), 'command_hold', lo=0.0, lo_open=True,
+                            hi=10.0),
+        anchor_tolerance=number(doc.get('anchor_tolerance', 0.05), 'anchor_tolerance', lo=0.0,
+                                hi=1.0),
+        anchor_yaw_tolerance=number(doc.get('anchor_yaw_tolerance', 0.05), 'anchor_yaw_tolerance',
+                                    lo=0.0, hi=math.pi),
+        sweep_tolerance=number(doc.get('sweep_tolerance', 0.01), 'sweep_tolerance', lo=0.001,
+                               hi=1.0),
     )
 
 

@@ -7,12 +7,15 @@ import math
 import random
 from dataclasses import dataclass, replace
 
+import numpy as np
+
+from flywheel.kinematics import rollout
 from flywheel.proposer.planner import Plan
 
 
 class Fault(enum.Enum):
     SHORTCUT = 'cut a corner of the route, straight through whatever is in the way'
-    OVERSPEED = 'scale every speed by overspeed_factor'
+    OVERSPEED = 'scale every speed by overspeed_factor (the poses follow the faster twists)'
     NAN = 'a NaN in one trajectory state'
 
 
@@ -60,9 +63,11 @@ class FaultInjector:
     def corrupt(self, plan: Plan, fault: Fault | None) -> Plan:
         """Apply OVERSPEED or NAN to a plan (SHORTCUT is applied by the planner)."""
         if fault is Fault.OVERSPEED:
+            # Rolled out again from the first pose, so the proposal stays kinematically
+            # consistent and reaches the Oracle to be caught as overspeed, not as malformed.
             k = self.config.overspeed_factor
-            states = plan.states.copy()
-            states[:, 3] *= k
+            x, y, yaw = plan.states[0, :3]
+            states = rollout(x, y, yaw, plan.states[:, 3:] * (k, 1.0), np.diff(plan.times))
             return replace(plan, states=states, command=(plan.command[0] * k, plan.command[1]))
         if fault is Fault.NAN:
             states = plan.states.copy()
