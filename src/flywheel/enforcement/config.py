@@ -64,6 +64,9 @@ class GateConfig:
     max_status_age: float = setting(5.0, 'An OracleStatus stamped longer ago than this (s, wall '
                                     'clock) when it arrives is not believed.', lo=0.1, hi=600.0,
                                     read_only=True)
+    autostart: bool = setting(True, 'Configure and activate on start (false: a lifecycle '
+                              'manager or `ros2 lifecycle` drives it; stop is published until '
+                              'it is active).', read_only=True)
     stamped: bool = setting(False, 'Publish geometry_msgs/TwistStamped on cmd_vel (stamp: when '
                             'the command was approved, so a base can drop stale ones) instead '
                             'of Twist.', read_only=True)

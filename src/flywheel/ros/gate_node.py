@@ -3,6 +3,11 @@
 cmd_vel is published by CommandOutput on its own thread and steady clock, so the fail-closed stop
 never waits for a callback, the executor or another publisher. Proposals and verdicts are read
 from their serialized bytes with every bound checked first: no input can keep the executor busy.
+
+A lifecycle node (ros2 lifecycle works on it): the output thread runs from construction, so an
+unconfigured or inactive Gate publishes stop and never passes a command, and deactivation
+withdraws the approval before anything else. A proposal that arrives while it is not active is
+decided BLOCK (INACTIVE): it still gets its one decision.
 """
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry as OdometryMsg
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
 
 from alignment_flywheel.msg import GateDecision, OracleStatus as OracleStatusMsg
@@ -23,6 +29,7 @@ from flywheel.enforcement.config import GateConfig
 from flywheel.enforcement.decision import Action, Decision, Finding, Reason
 from flywheel.enforcement.gate import Gate, Now
 from flywheel.enforcement.policy import load_policy
+from flywheel.errors import FlywheelError
 from flywheel.files import read_file
 from flywheel.health import Health, LatencyWindow, Level, RateCounter, counts_text
 from flywheel.provision import ROOT, key_path
@@ -32,7 +39,7 @@ from flywheel.ros.command_output import CommandOutput
 from flywheel.ros.convert import (decision_to_msg, odometry_from_msg, signals_from_msg,
                                   status_from_msg, to_time)
 from flywheel.ros.params import config_path, declare_config
-from flywheel.ros.run import run_node
+from flywheel.ros.run import autostart, run_node
 from flywheel.wire import WireError, decode_proposal
 
 # A SafetySignals within every bound of its message is a few tens of KB at most.
@@ -41,19 +48,12 @@ AUTH_OFF = ('AUTHENTICATION OFF (authenticate: false): any participant on this D
             'forge verdicts; only for tests and the demo\'s bypass run')
 
 
-class GateNode(Node):
+class GateNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__('gate', **kwargs)
         self.config = config = declare_config(self, GateConfig)
-        policy = load_policy(config_path(config.policy_path))
-        root = None
-        if config.authenticate:
-            root_path = key_path(config.trust_root_path, ROOT)
-            root = load_root(read_file(root_path, 'trust root'))
-            check_self_signed(root, datetime.now(timezone.utc))
-        else:
-            self.get_logger().warning(AUTH_OFF)
-        self.gate = Gate(policy, config, root)
+        self.gate: Gate | None = None
+        self.active = False
         self.epoch, self.seq = time.time_ns(), 0
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._stopped = True
@@ -61,8 +61,8 @@ class GateNode(Node):
             self.cmd_pub = self.create_publisher(TwistStamped, topics.CMD_VEL, qos.COMMAND)
         else:
             self.cmd_pub = self.create_publisher(Twist, topics.CMD_VEL, qos.COMMAND)
-        self.output = CommandOutput(lambda: self.gate.approval, self._publish_command,
-                                    self.ros_ns, config.tick_period).start()
+        self.output = CommandOutput(self._approval, self._publish_command, self.ros_ns,
+                                    config.tick_period).start()
         self.decision_pub = self.create_publisher(GateDecision, topics.GATE_DECISIONS,
                                                   qos.RECORDS)
         self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.INPUT,
@@ -79,15 +79,64 @@ class GateNode(Node):
         self._rate = RateCounter()
         self._latency = LatencyWindow()
         self._last_rejection = ''
+        self._counted: dict = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        config = self.config
+        try:
+            policy = load_policy(config_path(config.policy_path))
+            root = None
+            if config.authenticate:
+                root = load_root(read_file(key_path(config.trust_root_path, ROOT), 'trust root'))
+                check_self_signed(root, datetime.now(timezone.utc))
+            else:
+                self.get_logger().warning(AUTH_OFF)
+        except FlywheelError as exc:
+            self.problem = str(exc)
+            self.get_logger().error(f'cannot configure: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self.gate = Gate(policy, config, root)
         self._counted = self.gate.counts.copy()
         self.get_logger().info(
-            f'gate ready: policy {policy.version}, oracle versions '
+            f'gate configured: policy {policy.version}, oracle versions '
             + ('from governance' if config.follow_governance
                else str(sorted(self.gate.accepted_versions)))
             + (f', authenticated against trust root v{root.signed.version}' if root is not None
                else ', AUTHENTICATION OFF')
             + f', command_timeout {config.command_timeout}s, hold {config.hold:.3f}s, '
             f'cmd_vel as {"TwistStamped" if config.stamped else "Twist"}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.active = True
+        self.get_logger().info('gate active')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_now()
+        self.get_logger().info('gate inactive: stop published, nothing passes')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._stop_now()
+        self.gate = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_now()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_now(self) -> None:
+        self.active = False
+        if self.gate is not None:
+            self.gate.withdraw()
+        self.output.wake()
+
+    def _approval(self):
+        gate = self.gate
+        return gate.approval if gate is not None and self.active else None
 
     def ros_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -99,6 +148,9 @@ class GateNode(Node):
 
     def on_proposal(self, raw: bytes) -> None:
         now = self.now()
+        if not self.active:
+            self._publish_inactive(raw, now)
+            return
         try:
             proposal = decode_proposal(raw, self.config.max_points)
         except WireError as exc:
@@ -113,6 +165,8 @@ class GateNode(Node):
         self._publish(decisions)
 
     def on_signals(self, raw: bytes) -> None:
+        if not self.active:           # its proposal was decided INACTIVE; nothing to approve
+            return
         now = self.now()
         if len(raw) > MAX_SIGNALS_BYTES:
             self._publish([self.gate.on_refused_verdict(
@@ -130,9 +184,12 @@ class GateNode(Node):
         self._publish(decisions)
 
     def on_odometry(self, msg: OdometryMsg) -> None:
-        self.gate.on_odometry(odometry_from_msg(msg))
+        if self.gate is not None:
+            self.gate.on_odometry(odometry_from_msg(msg))
 
     def on_status(self, msg: OracleStatusMsg) -> None:
+        if self.gate is None:
+            return
         before = self.gate.accepted_versions
         problem = self.gate.on_status(status_from_msg(msg), self.now())
         if problem is not None:
@@ -144,8 +201,10 @@ class GateNode(Node):
                                    f'{msg.active_version or "none"})')
 
     def on_tick(self) -> None:
+        if self.gate is None:
+            return
         self._publish(self.gate.tick(self.now()))
-        stopped = self.gate.command_at(time.monotonic_ns()) is None
+        stopped = self._approval() is None or not self._approval().in_force(time.monotonic_ns())
         if stopped != self._stopped:
             self._stopped = stopped
             if stopped:
@@ -186,8 +245,26 @@ class GateNode(Node):
             self.decision_pub.publish(decision_to_msg(decision, self.epoch, self.seq,
                                                       self.config.frame_id))
 
+    def _publish_inactive(self, raw: bytes, now: Now) -> None:
+        """A proposal while not active: decided BLOCK (INACTIVE) under the id it claims."""
+        try:
+            ids = decode_proposal(raw, self.config.max_points)
+            proposal_id, proposer_id = ids.proposal_id, ids.proposer_id
+        except WireError as exc:
+            proposal_id, proposer_id = exc.proposal_id, exc.proposer_id
+        state = 'inactive' if self.gate is not None else 'unconfigured'
+        self._publish([Decision(proposal_id, proposer_id, '', Action.BLOCK, (Finding(
+            Action.BLOCK, Reason.INACTIVE, f'the gate is {state}'),), '', '', None, now.ros_ns,
+            0)])
+
     def on_diagnostics(self) -> None:
         """Fail-closed state, what counts, how busy, what went wrong since the last report."""
+        if self.gate is None or not self.active:
+            self.diagnostics_pub.publish(diagnostics.health_to_msg([Health(
+                'alignment_flywheel: gate', self.get_fully_qualified_name(), Level.WARN,
+                f'{"inactive" if self.gate else "unconfigured"}: publishing stop, nothing '
+                'passes', (('decisions', str(self.seq)),))], self.ros_ns()))
+            return
         counts, before = self.gate.counts, self._counted
         self._counted = counts.copy()
         new = {k: counts[k] - before.get(k, 0) for k in counts}
@@ -224,18 +301,24 @@ class GateNode(Node):
 
     def _internal_error(self, proposal_id: str, proposer_id: str, exc: Exception) -> Decision:
         self.get_logger().error(f'{proposal_id}: {exc!r}; falling back to stop')
+        if self.gate is None:
+            raise exc
         return self.gate.fallback(proposal_id, proposer_id,
                                   Finding(Action.FALLBACK, Reason.INTERNAL_ERROR, repr(exc)),
                                   self.now())
 
     def on_process_exit(self) -> None:
         """Last word on cmd_vel: stop (while the publisher still works)."""
-        self.gate.withdraw()
+        self._stop_now()
         self.output.stop()
 
 
+def build() -> GateNode:
+    return autostart(GateNode())
+
+
 def main(argv=None) -> int:
-    return run_node('gate', GateNode, argv)
+    return run_node('gate', build, argv)
 
 
 if __name__ == '__main__':

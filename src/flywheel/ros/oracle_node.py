@@ -24,14 +24,15 @@ from datetime import datetime, timezone
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import String
 
 from alignment_flywheel.msg import OracleRelease
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg
 from flywheel.auth import GOVERNANCE, Keyring, MessageKey, load_message_key
-from flywheel.errors import ReleaseError
+from flywheel.errors import FlywheelError, ReleaseError
 from flywheel.files import read_file
 from flywheel.health import Health, LatencyWindow, Level, RateCounter, counts_text
 from flywheel.oracle.config import OracleConfig
@@ -45,14 +46,18 @@ from flywheel.release.root import check_self_signed, load_root, verify_rotation
 from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.convert import signals_to_msg
 from flywheel.ros.params import config_path, declare_config
-from flywheel.ros.run import run_node
+from flywheel.ros.run import autostart, run_node
 from flywheel.wire import WireError, decode_proposal
 
 
-class OracleNode(Node):
+class OracleNode(LifecycleNode):
+    """A lifecycle node: it scores only while active (inactive, it answers nothing and the Gate
+    times proposals out), keys, root and spec are loaded on configure (a failure is FAILURE)."""
+
     def __init__(self, **kwargs):
         super().__init__('oracle', **kwargs)
         self.config = declare_config(self, OracleConfig)
+        self.active = False
         self.epoch, self.seq = time.time_ns(), 0
         self.counts: Counter[str] = Counter()
         self.last_refusal = ''
@@ -68,34 +73,75 @@ class OracleNode(Node):
         self.oracle: Oracle | None = None
         self.number = 0                     # the running release's number (0: the base spec)
         self.key: MessageKey | None = None
-        if self.config.authenticate:
-            self.key = load_message_key(key_path(self.config.signing_key_path, NODE_KEYS['oracle']))
-        else:
-            self.get_logger().warning('AUTHENTICATION OFF (authenticate: false): verdicts go out '
-                                      'unsigned; only for tests and the demo\'s bypass run')
+        self._lock = threading.Lock()
+        self._pending: Directive | None = None
+        self._ready: tuple | None = None
+        self._applied: tuple[int, int] | None = None
+        self._wake = threading.Event()
+        self._roots: dict[int, bytes] = {}
         if self.config.follow_governance:
-            root_bytes = read_file(key_path(self.config.trust_root_path, ROOT), 'trust root')
-            self.root = load_root(root_bytes)
-            check_self_signed(self.root, wall_now())
-            # Every root this Oracle has trusted, by version, as received (for a rollback past a
-            # rotation, whose release the older root verified).
-            self._roots = {self.root.signed.version: root_bytes}
-            self._lock = threading.Lock()
-            self._pending: Directive | None = None
-            self._ready: tuple | None = None
-            self._applied: tuple[int, int] | None = None
-            self._wake = threading.Event()
             self.active_pub = self.create_publisher(String, topics.ORACLE_ACTIVE, qos.STATUS)
             self.create_subscription(OracleRelease, topics.ORACLE_RELEASE, self.on_release,
                                      qos.STATUS)
             threading.Thread(target=self._verify_loop, daemon=True, name='release-verify').start()
             self.create_timer(0.05, self._swap_if_ready)
-            self.get_logger().info('oracle waiting for governance\'s release (trust root v'
-                                   f'{self.root.signed.version}); scoring nothing until then')
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        config = self.config
+        try:
+            key = (load_message_key(key_path(config.signing_key_path, NODE_KEYS['oracle']))
+                   if config.authenticate else None)
+            if config.follow_governance:
+                root_bytes = read_file(key_path(config.trust_root_path, ROOT), 'trust root')
+                root = load_root(root_bytes)
+                check_self_signed(root, wall_now())
+                oracle = None
+            else:
+                oracle = self._build(load_spec(config_path(config.spec_path)))
+        except FlywheelError as exc:
+            self.problem = str(exc)
+            self.get_logger().error(f'cannot configure: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        if key is None:
+            self.get_logger().warning('AUTHENTICATION OFF (authenticate: false): verdicts go out '
+                                      'unsigned; only for tests and the demo\'s bypass run')
+        self.key = key
+        if config.follow_governance:
+            with self._lock:
+                self.root = root
+                # Every root this Oracle has trusted, by version, as received (for a rollback
+                # past a rotation, whose release the older root verified).
+                self._roots = {root.signed.version: root_bytes}
+            self.get_logger().info('oracle configured, waiting for governance\'s release (trust '
+                                   f'root v{root.signed.version}); scoring nothing until then')
+            self._wake.set()           # a release that arrived before configure is verified now
         else:
-            self.oracle = self._build(load_spec(config_path(self.config.spec_path)))
-            self.get_logger().info(f'oracle {self.oracle.spec.version} ready (no governance): '
-                                   + self._describe(self.oracle))
+            self.oracle = oracle
+            self.get_logger().info(f'oracle {oracle.spec.version} configured (no governance): '
+                                   + self._describe(oracle))
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.active = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        with self._lock:
+            self.oracle = self.root = self.key = None
+            self._ready = self._applied = None
+            self.number = 0
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        return TransitionCallbackReturn.SUCCESS
 
     def _build(self, spec) -> Oracle:
         return Oracle(spec, ProposalLimits(spec.frame_id, self.config.max_points,
@@ -124,6 +170,8 @@ class OracleNode(Node):
             self._wake.wait()
             self._wake.clear()
             with self._lock:
+                if self.root is None:        # not configured yet: keep it for configure
+                    continue
                 directive, self._pending = self._pending, None
                 applied, running = self._applied, self.number
             if directive is None:
@@ -193,6 +241,8 @@ class OracleNode(Node):
     # -- scoring --------------------------------------------------------------------------------
 
     def on_proposal(self, raw: bytes) -> None:
+        if not self.active:
+            return
         if self.root is not None:
             self._swap_if_ready()
         oracle = self.oracle  # one release per evaluation, even if a swap lands meanwhile
@@ -233,6 +283,8 @@ class OracleNode(Node):
         """What runs, how fast, what was shed or refused."""
         running = self.oracle.spec.version if self.oracle else ''
         level, message = Level.OK, f'scoring with {running}'
+        if not self.active:
+            level, message = Level.WARN, 'inactive: scoring nothing'
         if self.key is None:
             level, message = Level.WARN, 'AUTHENTICATION OFF: verdicts go out unsigned'
         if self.counts['shed']:
@@ -256,8 +308,12 @@ def wall_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def build() -> OracleNode:
+    return autostart(OracleNode())
+
+
 def main(argv=None) -> int:
-    return run_node('oracle', OracleNode, argv)
+    return run_node('oracle', build, argv)
 
 
 if __name__ == '__main__':

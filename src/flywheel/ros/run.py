@@ -27,6 +27,18 @@ from flywheel.ros.transport import configure_transport
 EXIT_BAD_CONFIG = 2
 
 
+def autostart(node):
+    """Configure and activate a lifecycle node whose ``autostart`` parameter is set (no
+    lifecycle manager drives it); a failed configuration refuses to start (exit 2)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    if node.config.autostart:
+        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise FlywheelError(getattr(node, 'problem', '')
+                                or f'{node.get_name()} failed to configure')
+        node.trigger_activate()
+    return node
+
+
 def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None) -> int:
     transport = configure_transport()
     try:
