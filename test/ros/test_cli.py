@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from nav_msgs.msg import Odometry
 
 from alignment_flywheel.msg import GateDecision
@@ -34,7 +36,7 @@ def alive(pid: int) -> bool:
 
 def test_up_runs_the_graph_and_ctrl_c_stops_every_node(probe):
     odom = probe.collect(Odometry, topics.ODOM, qos.SENSOR)
-    decisions = probe.collect(GateDecision, topics.GATE_DECISIONS, qos.STREAM)
+    decisions = probe.collect(GateDecision, topics.GATE_DECISIONS, qos.RECORDS)
     up = flywheel('up')
     pids = []
     try:
@@ -50,8 +52,31 @@ def test_up_runs_the_graph_and_ctrl_c_stops_every_node(probe):
             up.kill()
             up.wait()
     assert up.returncode == 0, err
-    assert len(pids) == 5 and 'all nodes stopped' in out
+    assert len(pids) == 6 and 'all nodes stopped' in out      # five nodes and the manager
     assert not [p for p in pids if alive(p)]
+
+
+def test_up_stops_the_graph_when_a_managed_node_leaves_active(probe):
+    """The Oracle is deactivated behind the lifecycle manager's back (ros2 lifecycle set oracle
+    deactivate): its heartbeat sees it, deactivates the Gate (stop) and ends, and `up` takes the
+    whole graph down with exit code 1 rather than running on without a scorer."""
+    decisions = probe.collect(GateDecision, topics.GATE_DECISIONS, qos.RECORDS)
+    up = flywheel('up', '--only', 'sim,oracle,gate,proposer')
+    try:
+        assert probe.spin_until(
+            lambda: any(d.action == GateDecision.ACTION_ALLOW for d in decisions), 60.0)
+        change = probe.node.create_client(ChangeState, '/oracle/change_state')
+        assert change.wait_for_service(timeout_sec=10)
+        future = change.call_async(ChangeState.Request(
+            transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+        assert probe.spin_until(future.done, 10.0) and future.result().success
+        out, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 1
+    assert 'lifecycle_manager exited with 1' in err
 
 
 def test_up_rejects_an_unknown_node():

@@ -14,8 +14,24 @@ from pathlib import Path
 from typing import IO
 
 GRAPH = ('sim', 'audit', 'oracle', 'gate', 'proposer')
-# started only when asked for (it needs a trust root): flywheel up --with governance
+# started only when asked for: flywheel up --with governance
 OPTIONAL = ('governance',)
+# lifecycle nodes, in bring-up order, and what drives them under `flywheel up`
+LIFECYCLE = ('governance', 'oracle', 'gate')
+MANAGER = 'lifecycle_manager'
+
+
+def managed_overrides(nodes: tuple[str, ...]) -> dict[str, dict]:
+    """Parameters that hand the lifecycle nodes among ``nodes`` to one lifecycle manager (and,
+    with governance, make the Oracle and the Gate follow it rather than a static spec)."""
+    managed = [n for n in LIFECYCLE if n in nodes]
+    overrides: dict[str, dict] = {n: {'autostart': False} for n in managed}
+    if 'governance' in nodes:
+        for n in ('oracle', 'gate'):
+            overrides.setdefault(n, {})['follow_governance'] = True
+    if managed:
+        overrides[MANAGER] = {'node_names': managed}
+    return overrides
 
 
 def ros_value(value) -> str:

@@ -51,7 +51,7 @@ def default_params() -> Path:
 
 
 def cmd_up(args) -> int:
-    from flywheel.cli.graph import GRAPH, OPTIONAL, Graph
+    from flywheel.cli.graph import GRAPH, MANAGER, OPTIONAL, Graph, managed_overrides
     nodes = tuple(args.only.split(',')) if args.only else GRAPH
     nodes += tuple(n for n in (args.with_nodes.split(',') if args.with_nodes else ())
                    if n not in nodes)
@@ -68,7 +68,10 @@ def cmd_up(args) -> int:
     stopping = []
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    graph = Graph(nodes, params).start()
+    overrides = managed_overrides(nodes)
+    if MANAGER in overrides:
+        nodes += (MANAGER,)
+    graph = Graph(nodes, params, overrides).start()
     print(f'flywheel up: {", ".join(f"{n} (pid {p.pid})" for n, p in graph.processes.items())}; '
           'Ctrl-C stops', flush=True)
     try:
@@ -111,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     from flywheel.cli import audit, keys, release
     release.add_commands(sub)
     keys.add_commands(sub)
+    __import__('flywheel.cli.world', fromlist=['add_commands']).add_commands(sub)
     audit.add_commands(sub)
     return parser
 

@@ -66,11 +66,12 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
         gc.collect()
         gc.freeze()
         try:
-            while not stopping.is_set() and rclpy.ok():
+            while (not stopping.is_set() and rclpy.ok()
+                   and getattr(node, 'exit_code', None) is None):
                 executor.spin_once(timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
-        return 0
+        return getattr(node, 'exit_code', None) or 0
     finally:
         if node is not None:
             stop = getattr(node, 'on_process_exit', None)
