@@ -112,7 +112,7 @@ def online(scratch, signers, expires, swaps: int) -> dict:
     running = ['']
     node.create_subscription(String, topics.ORACLE_ACTIVE,
                              lambda m: running.__setitem__(0, m.data), qos.STATUS)
-    client = node.create_client(SubmitRelease, topics.SUBMIT_RELEASE)
+    client = node.create_client(SubmitRelease, '/governance/submit_release')
     seq, next_at, windows = [0], [time.perf_counter()], []
 
     def stream(until, timeout):

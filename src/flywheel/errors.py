@@ -38,12 +38,13 @@ class GraphError(FlywheelError):
     """A node process of the graph died, or the graph never came up."""
 
 
-class GovernanceUnreachableError(GraphError):
-    """No governance node answers the service (not running, not active, another ROS_DOMAIN_ID)."""
+class NodeUnreachableError(GraphError):
+    """No node answers the service (governance or audit: not running, not active, another
+    ROS_DOMAIN_ID or namespace)."""
 
 
-class GovernanceTimeoutError(GovernanceUnreachableError):
-    """Governance took the request but gave no answer in time; it may still act on it."""
+class NodeTimeoutError(NodeUnreachableError):
+    """The node took the request but gave no answer in time; it may still act on it."""
 
 
 class LedgerError(FlywheelError):

@@ -139,7 +139,7 @@ def same(sent, got, path='') -> bool:
 def audit(probe, start_graph, tmp_path):
     ledger = tmp_path / 'audit.sqlite'
     start_audit(start_graph, ledger)
-    client = probe.node.create_client(ReportIncident, topics.REPORT_INCIDENT)
+    client = probe.node.create_client(ReportIncident, '/audit/report_incident')
     assert client.wait_for_service(timeout_sec=DEADLINE), 'audit node never offered its service'
     return ledger, client
 

@@ -13,6 +13,7 @@ from alignment_flywheel.srv import SubmitRelease
 from flywheel.errors import LedgerError
 from flywheel.ros import topics
 from test.audit.conftest import records_in
+from test.conftest import CONFIG
 from test.ros.test_hot_swap import releases  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.ros
@@ -116,7 +117,7 @@ def test_inactive_governance_accepts_nothing(probe, start_graph, releases, tmp_p
     start_graph(['governance'], {'governance': {
         'store_dir': str(tmp_path / 'store'), 'trust_root_path': str(root_path),
         'autostart': False}})
-    submit = probe.node.create_client(SubmitRelease, topics.SUBMIT_RELEASE)
+    submit = probe.node.create_client(SubmitRelease, '/governance/submit_release')
     change = probe.node.create_client(ChangeState, '/governance/change_state')
     assert submit.wait_for_service(timeout_sec=30) and change.wait_for_service(timeout_sec=30)
 
@@ -153,7 +154,7 @@ def test_a_missing_trust_root_fails_configuration(start_graph, tmp_path):
 
 def test_submit_by_path_refuses_what_is_not_a_small_regular_file(governance, probe):
     (r1, _), _, tmp_path, _ = governance
-    client = probe.node.create_client(SubmitRelease, topics.SUBMIT_RELEASE)
+    client = probe.node.create_client(SubmitRelease, '/governance/submit_release')
     assert client.wait_for_service(timeout_sec=30)
 
     def submit(path: str):
@@ -164,3 +165,17 @@ def test_submit_by_path_refuses_what_is_not_a_small_regular_file(governance, pro
     assert 'not a regular file' in submit('/dev/zero').reason
     assert 'cannot read' in submit(str(tmp_path / 'missing.tar.gz')).reason
     assert submit(str(r1)).accepted
+
+
+def test_the_cli_reaches_a_namespaced_graph(releases, tmp_path):  # noqa: F811
+    """Services sit under their node (/robot_1/governance/get_status), so two robots on one
+    domain never answer for each other; the operator names the robot with --namespace."""
+    from flywheel.cli.graph import Graph
+    root_path, _ = releases
+    with Graph(('governance',), CONFIG / 'flywheel.yaml', {'governance': {
+            'store_dir': str(tmp_path / 'store'), 'trust_root_path': str(root_path)}},
+            None, tmp_path / 'logs', namespace='/robot_1').start():
+        status = flywheel('status', '--namespace', '/robot_1', '--timeout', '30')
+        assert status.returncode == 0 and 'governance active' in status.stdout
+        elsewhere = flywheel('status', '--timeout', '2')
+        assert elsewhere.returncode == 3 and '/governance/get_status' in elsewhere.stderr

@@ -76,7 +76,7 @@ def test_a_pushed_patch_is_enforced_without_restarting_the_proposer(probe, start
     statuses = probe.collect(OracleStatus, topics.ORACLE_STATUS, qos.STATUS)
     odom_pub = probe.node.create_publisher(Odometry, topics.ODOM, qos.SENSOR)
     twist_pub = probe.node.create_publisher(Twist, topics.CMD_VEL_IN, qos.COMMAND)
-    client = probe.node.create_client(SubmitRelease, topics.SUBMIT_RELEASE)
+    client = probe.node.create_client(SubmitRelease, '/governance/submit_release')
     assert client.wait_for_service(timeout_sec=30.0)
     wait_matched(probe, twist_pub)
     odom = Odometry()

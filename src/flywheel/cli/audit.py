@@ -189,7 +189,10 @@ def add_commands(sub) -> None:
     report.add_argument('--at', help='when (ISO 8601 or ns; default now)')
     report.add_argument('--link', nargs='*', default=[], help='proposal ids (default: the '
                         'decisions of the seconds before)')
-    report.add_argument('--timeout', type=float, default=10.0)
+    report.add_argument('--timeout', type=float, default=10.0,
+                        help='seconds to wait for the audit node (default 10)')
+    report.add_argument('--namespace', default='',
+                        help='the graph\'s ROS namespace (default: none)')
     report.set_defaults(func=cmd_incident_report)
     listing = verbs.add_parser('list', help='incidents in a ledger')
     listing.add_argument('ledger')

@@ -8,14 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from flywheel.errors import FlywheelError, GovernanceUnreachableError, GraphError, ReleaseError
+from flywheel.errors import FlywheelError, NodeUnreachableError, GraphError, ReleaseError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_FAILED = EXIT_REFUSED
 
 # The one map from errors to exit codes; the first class that matches wins.
 EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
-    (GovernanceUnreachableError, EXIT_UNREACHABLE),
+    (NodeUnreachableError, EXIT_UNREACHABLE),
     (ReleaseError, EXIT_REFUSED),
     (GraphError, EXIT_FAILED),
     (FlywheelError, EXIT_USAGE),

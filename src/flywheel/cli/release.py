@@ -241,6 +241,8 @@ def add_commands(sub) -> None:
                       help='seconds to wait for governance to answer (default 10); if it has '
                       'not answered by then it may still install the release: check '
                       '`flywheel status`')
+    push.add_argument('--namespace', default='',
+                      help='the graph\'s ROS namespace, e.g. /robot_1 (default: none)')
     push.set_defaults(func=_client('push'))
 
     status = sub.add_parser('status', help='what governance has installed and the Gate accepts')
@@ -248,6 +250,8 @@ def add_commands(sub) -> None:
                         help='seconds to wait for governance to answer (default 10)')
     status.add_argument('--json', action='store_true',
                         help='print the status as JSON (`release verify --status` reads it)')
+    status.add_argument('--namespace', default='',
+                      help='the graph\'s ROS namespace, e.g. /robot_1 (default: none)')
     status.set_defaults(func=_client('status'))
     rollback = sub.add_parser('rollback', help='return to the previous release (signed request)')
     rollback.add_argument('--key', required=True, help='a root operator private key (PEM)')
@@ -258,6 +262,8 @@ def add_commands(sub) -> None:
                           'default 60)')
     rollback.add_argument('--timeout', type=SECONDS, default=10.0,
                           help='seconds to wait for governance to answer (default 10)')
+    rollback.add_argument('--namespace', default='',
+                      help='the graph\'s ROS namespace, e.g. /robot_1 (default: none)')
     rollback.set_defaults(func=_client('rollback'))
 
     root = sub.add_parser('root', help='create, sign, rotate and verify the trust root')

@@ -11,7 +11,7 @@ from alignment_flywheel.msg import Incident
 from alignment_flywheel.srv import ReportIncident
 from flywheel.audit.incident import Severity
 from flywheel.audit.query import parse_time
-from flywheel.errors import FlywheelError, GraphError
+from flywheel.errors import FlywheelError, NodeUnreachableError
 from flywheel.ros import topics
 from flywheel.ros.convert import to_time
 
@@ -25,10 +25,11 @@ def report_incident(args) -> int:
     rclpy.init(context=context, args=[])
     node = rclpy.create_node('flywheel_incident_report', context=context)
     try:
-        client = node.create_client(ReportIncident, topics.REPORT_INCIDENT)
+        service = topics.service_of('audit', topics.REPORT_INCIDENT, args.namespace or '')
+        client = node.create_client(ReportIncident, service)
         if not client.wait_for_service(timeout_sec=args.timeout):
-            raise GraphError(f'no audit node answers {topics.REPORT_INCIDENT} '
-                             f'(is the graph up, on this ROS_DOMAIN_ID?)')
+            raise NodeUnreachableError(f'no audit node answers {service} (is the graph '
+                                             'up, on this ROS_DOMAIN_ID and --namespace?)')
         request = ReportIncident.Request()
         incident = Incident()
         incident.header.stamp = to_time(stamp)

@@ -14,11 +14,16 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
-from flywheel.errors import (GovernanceTimeoutError, GovernanceUnreachableError, InputError,
+from flywheel.errors import (NodeTimeoutError, NodeUnreachableError, InputError,
                              ReleaseError)
 from flywheel.release.governor import rollback_message
 from flywheel.release.keys import load_signer
 from flywheel.ros import topics
+
+
+def governance(args, service: str) -> str:
+    """The governance node's service in the graph's namespace (--namespace)."""
+    return topics.service_of('governance', service, getattr(args, 'namespace', '') or '')
 
 
 def _call(service_type, name: str, request, timeout: float):
@@ -28,14 +33,14 @@ def _call(service_type, name: str, request, timeout: float):
     try:
         client = node.create_client(service_type, name)
         if not client.wait_for_service(timeout_sec=timeout):
-            raise GovernanceUnreachableError(f'no governance node answers {name} (is it running '
+            raise NodeUnreachableError(f'no governance node answers {name} (is it running '
                                              'and active, on this ROS_DOMAIN_ID?)')
         future = client.call_async(request)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         executor.spin_until_future_complete(future, timeout_sec=timeout)
         if not future.done():
-            raise GovernanceTimeoutError(f'{name}: no answer within {timeout:g} s')
+            raise NodeTimeoutError(f'{name}: no answer within {timeout:g} s')
         return future.result()
     finally:
         node.destroy_node()
@@ -53,9 +58,9 @@ def push(args) -> int:
     request = SubmitRelease.Request()
     request.bundle = list(bundle)
     try:
-        reply = _call(SubmitRelease, topics.SUBMIT_RELEASE, request, args.timeout)
-    except GovernanceTimeoutError as exc:
-        raise GovernanceTimeoutError(
+        reply = _call(SubmitRelease, governance(args, topics.SUBMIT_RELEASE), request, args.timeout)
+    except NodeTimeoutError as exc:
+        raise NodeTimeoutError(
             f'sent, but no verdict within {args.timeout:g} s: governance may still be verifying '
             f'and may still install it. Follow it with `flywheel status` (its active release, or '
             f'its last rejection naming sha256 {sha256[:16]}); a longer --timeout waits longer. '
@@ -67,7 +72,7 @@ def push(args) -> int:
 
 
 def status(args) -> int:
-    s = _call(GetStatus, topics.GET_STATUS, GetStatus.Request(), args.timeout).status
+    s = _call(GetStatus, governance(args, topics.GET_STATUS), GetStatus.Request(), args.timeout).status
     if getattr(args, 'json', False):
         print(json.dumps(status_fields(s), indent=2))
         return 0
@@ -95,7 +100,7 @@ def rollback(args) -> int:
     signer = load_signer(Path(args.key))
     to_number = args.to
     if to_number is None:
-        to_number = _call(GetStatus, topics.GET_STATUS, GetStatus.Request(),
+        to_number = _call(GetStatus, governance(args, topics.GET_STATUS), GetStatus.Request(),
                           args.timeout).status.previous_number
         if not to_number:
             raise ReleaseError('governance retains no previous release to roll back to')
@@ -105,7 +110,7 @@ def rollback(args) -> int:
                                expires_ns=expires_ns, to_number=to_number,
                                signature=signer.sign(rollback_message(nonce, expires_ns,
                                                                       to_number)).signature)
-    reply = _call(Rollback, topics.ROLLBACK, request, args.timeout)
+    reply = _call(Rollback, governance(args, topics.ROLLBACK), request, args.timeout)
     if not reply.accepted:
         raise ReleaseError(f'rollback refused: {reply.reason}')
     print(f'rolled back: the Oracle now swaps to {reply.active_version}')

@@ -10,7 +10,15 @@ GOVERNANCE_EVENTS = 'governance/events'   # releases, refusals, lifecycle transi
 ORACLE_STATUS = 'oracle_status'
 ORACLE_RELEASE = 'oracle_release'
 ORACLE_ACTIVE = 'oracle/active_version'   # what the Oracle node actually runs
-SUBMIT_RELEASE = 'submit_release'         # services
-ROLLBACK = 'rollback'
-GET_STATUS = 'get_status'
-REPORT_INCIDENT = 'report_incident'   # service
+# Services live under the node that offers them (/<namespace>/governance/submit_release), like
+# every ROS node's own get_state, so a namespaced graph or two robots never collide.
+SUBMIT_RELEASE = '~/submit_release'
+ROLLBACK = '~/rollback'
+GET_STATUS = '~/get_status'
+REPORT_INCIDENT = '~/report_incident'
+
+
+def service_of(node: str, service: str, namespace: str = '') -> str:
+    """The absolute name of ``node``'s ``service`` (one of the ~/ names above) in ``namespace``,
+    for clients that are not in that namespace (the operator CLI)."""
+    return '/' + '/'.join(p for p in (namespace.strip('/'), node, service.lstrip('~/')) if p)
