@@ -308,3 +308,28 @@ def test_a_restarted_audit_records_a_gap_only_for_what_the_history_lost(probe, s
     result = completeness(ledger)
     assert not result.complete and result.missing == 100 - depth
     assert result.streams[0].unrecorded == ()            # the gap is on the record
+
+
+def set_parameter(probe, node: str, name: str, value):
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    client = probe.node.create_client(SetParameters, f'/{node}/set_parameters')
+    assert client.wait_for_service(timeout_sec=DEADLINE)
+    future = client.call_async(SetParameters.Request(
+        parameters=[Parameter(name, value=value).to_parameter_msg()]))
+    assert probe.spin_until(future.done, 10.0)
+    return future.result().results[0]
+
+
+def test_parameter_changes_are_validated_honoured_and_recorded(probe, audit):
+    """A read-only safety limit is refused with a reason; a live change that fails the config's
+    own checks is refused with that reason; a valid one takes effect and is on the record."""
+    ledger, _ = audit
+    refused = set_parameter(probe, 'audit', 'commit_interval', 5.0)
+    assert not refused.successful and 'read-only' in refused.reason
+    invalid = set_parameter(probe, 'audit', 'link_window', -1.0)
+    assert not invalid.successful and 'link_window' in invalid.reason
+    done = set_parameter(probe, 'audit', 'link_window', 0.5)
+    assert done.successful
+    assert probe.spin_until(lambda: [r for r in rows(ledger, kind='parameter')
+                                     if r['changed'] == {'link_window': 0.5}], DEADLINE)

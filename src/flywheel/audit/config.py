@@ -18,7 +18,8 @@ class AuditConfig:
                                      'restarted audit takes it again from the publishers\' '
                                      'history).', lo=0.001, hi=10.0, read_only=True)
     link_window: float = setting(5.0, 'An incident without links is linked to the decisions of '
-                                 'this many seconds before it.', lo=0.0, hi=3600.0)
+                                 'this many seconds before it (may change live; each change is '
+                                 'recorded).', lo=0.0, hi=3600.0)
     frame_id: str = setting('map', 'World frame incidents must be reported in.', read_only=True)
 
     def ledger_file(self, ros_home: Path) -> Path:

@@ -27,6 +27,7 @@ class RecordKind(str, enum.Enum):
     GAP = 'gap'                          # records of a stream that never reached the audit
     STREAMS = 'streams'                  # the audit's position in every stream (a restart reads it)
     SEGMENT = 'segment'                  # a new chain segment anchored to the last good record
+    PARAMETER = 'parameter'              # a live parameter change of a running node
 
 
 def canonical_body(body: dict[str, Any]) -> str:

@@ -54,6 +54,7 @@ class AuditTrail:
         self.streams = Streams.from_ledger(ledger.connection)
         self._since_snapshot = 0
         self.incidents = 0
+        self.gaps = 0                   # GAP records written by this audit run
         self.duplicates = 0
 
     # -- the audit's own life -------------------------------------------------------------------
@@ -70,6 +71,12 @@ class AuditTrail:
         self._snapshot(now_ns)
         self.lifecycle('stopped', now_ns)
         self.ledger.close()
+
+    def parameters(self, node: str, changed: dict, deleted: list, stamp_ns: int) -> int:
+        """A live parameter change of a running node (as /parameter_events announced it)."""
+        return self.ledger.append(RecordKind.PARAMETER, {
+            'node': node, 'changed': {k: _plain(v) for k, v in changed.items()},
+            'deleted': list(deleted)}, stamp_ns)
 
     def lifecycle(self, event: str, stamp_ns: int, **detail) -> int:
         seq = self.ledger.append(RecordKind.LIFECYCLE, {'event': event, **detail}, stamp_ns)
@@ -97,6 +104,7 @@ class AuditTrail:
         gap_seq = None
         if admission.gap is not None:
             gap_seq = self.ledger.append(RecordKind.GAP, admission.gap.body(), stamp_ns)
+            self.gaps += 1
         if not admission.record:
             self.duplicates += 1
             return Receipt(None)
@@ -131,3 +139,8 @@ class AuditTrail:
             'linked_proposal_ids': list(linked), 'source': source}, report.stamp_ns)
         self.ledger.commit()
         return seq, incident_id, linked
+
+
+def _plain(value):
+    """A parameter value as JSON holds it (arrays as lists)."""
+    return list(value) if isinstance(value, (list, tuple)) else value

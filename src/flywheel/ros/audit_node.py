@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rcl_interfaces.msg import ParameterEvent
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
+from rclpy.parameter import parameter_value_to_python
 
 from alignment_flywheel.msg import GateDecision, GovernanceEvent, Incident
 from alignment_flywheel.srv import ReportIncident
@@ -22,7 +24,8 @@ from flywheel.audit.keys import load_or_create_key
 from flywheel.audit.ledger import Ledger
 from flywheel.audit.trail import AuditTrail, Receipt
 from flywheel.errors import IncidentError
-from flywheel.ros import qos, topics
+from flywheel.health import Level
+from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.convert import from_time
 from flywheel.ros.params import declare_config
 from flywheel.ros.records import (decision_record, governance_record, incident_report,
@@ -33,7 +36,7 @@ from flywheel.ros.run import run_node
 class AuditNode(Node):
     def __init__(self, **kwargs):
         super().__init__('audit', **kwargs)
-        self.config = config = declare_config(self, AuditConfig)
+        self.config = config = declare_config(self, AuditConfig, on_change=self.on_config)
         ros_home = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
         ledger_file = config.ledger_file(ros_home)
         ledger = Ledger(ledger_file, load_or_create_key(config.key_file(ros_home)),
@@ -47,9 +50,13 @@ class AuditNode(Node):
             GovernanceEvent, topics.GOVERNANCE_EVENTS, self.on_governance, qos.RECORDS,
             event_callbacks=self._refusals(topics.GOVERNANCE_EVENTS))
         self.create_subscription(Incident, topics.INCIDENTS, self.on_incident, qos.STREAM)
+        # every live parameter change of every node, as ROS announces it
+        self.create_subscription(ParameterEvent, '/parameter_events', self.on_parameters,
+                                 qos.PARAMETER_EVENTS)
         self.create_service(ReportIncident, topics.REPORT_INCIDENT, self.on_report)
         # polled every poll_period, so every record is committed within commit_interval
         self.create_timer(ledger.poll_period, ledger.commit_if_due)
+        diagnostics.report_health(self, 'audit', self.health)
         self.get_logger().info(f'audit ledger {ledger_file} at record {ledger.seq}')
 
     def now_ns(self) -> int:
@@ -77,6 +84,32 @@ class AuditNode(Node):
             self.get_logger().error(
                 f'{gap.stream} epoch {gap.epoch}: records {gap.first}..{gap.last} never arrived '
                 f'({gap.count}); recorded as gap record {receipt.gap_seq}')
+
+    def health(self):
+        """For /diagnostics: how far the ledger is, how far behind its commits are, gaps."""
+        ledger = self.trail.ledger
+        lag = ledger.seq - ledger.committed_seq
+        gaps = self.trail.gaps
+        level, message = Level.OK, f'ledger at record {ledger.seq}'
+        if gaps:
+            level, message = Level.WARN, f'{gaps} gap records: some records never arrived'
+        return level, message, (('ledger', str(ledger.path)), ('records', str(ledger.seq)),
+                                ('uncommitted', str(lag)), ('gap_records', str(gaps)),
+                                ('incidents', str(self.trail.incidents)))
+
+    def on_config(self, config: AuditConfig) -> None:
+        self.trail.link_window_ns = int(config.link_window * 1e9)
+        self.config = config
+
+    def on_parameters(self, msg: ParameterEvent) -> None:
+        """A parameter changed or was deleted on a running node (its declarations at start are
+        in its own configuration, not changes): recorded with who and what."""
+        if not msg.changed_parameters and not msg.deleted_parameters:
+            return
+        self.trail.parameters(msg.node, {p.name: parameter_value_to_python(p.value)
+                                         for p in msg.changed_parameters},
+                              [p.name for p in msg.deleted_parameters],
+                              from_time(msg.stamp) or self.now_ns())
 
     def on_incident(self, msg: Incident) -> None:
         try:

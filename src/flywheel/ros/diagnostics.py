@@ -18,3 +18,18 @@ def health_to_msg(reports: list[Health], stamp_ns: int) -> DiagnosticArray:
                                    values=[KeyValue(key=k, value=v) for k, v in h.values])
                   for h in reports]
     return msg
+
+
+def report_health(node, name: str, report, period: float = 1.0, callback_group=None) -> None:
+    """Publish ``report() -> (Level, message, values)`` as one DiagnosticStatus every ``period``
+    (steady clock: it keeps reporting under a stalled sim clock)."""
+    from rclpy.clock import Clock, ClockType
+    pub = node.create_publisher(DiagnosticArray, TOPIC, 10)
+
+    def publish() -> None:
+        level, message, values = report()
+        pub.publish(health_to_msg([Health(f'alignment_flywheel: {name}',
+                                          node.get_fully_qualified_name(), level, message,
+                                          tuple(values))], node.get_clock().now().nanoseconds))
+    node.create_timer(period, publish, clock=Clock(clock_type=ClockType.STEADY_TIME),
+                      callback_group=callback_group)

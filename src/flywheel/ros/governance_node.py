@@ -40,7 +40,8 @@ from flywheel.release.config import GovernanceConfig
 from flywheel.release.governor import Governor, NoticeKind, RollbackRequest
 from flywheel.release.store import ReleaseStore
 from flywheel.release.swap import Swap
-from flywheel.ros import qos, topics
+from flywheel.health import Level
+from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.convert import status_to_msg, to_time
 from flywheel.ros.params import declare_config
 from flywheel.ros.run import run_node
@@ -82,6 +83,7 @@ class GovernanceNode(LifecycleNode):
         self.create_subscription(String, topics.ORACLE_ACTIVE, self.on_oracle_active, qos.STATUS,
                                  callback_group=control)
         self.create_timer(HEARTBEAT_S, self.on_heartbeat, callback_group=control)
+        diagnostics.report_health(self, 'governance', self.health, callback_group=control)
 
     @staticmethod
     def make_executor() -> MultiThreadedExecutor:
@@ -265,6 +267,32 @@ class GovernanceNode(LifecycleNode):
             self.get_logger().error(why)
             self._event(GovernanceEvent.EVENT_SWAP_TIMEOUT, swap.version, 0, self.running, why)
         self._publish_status()
+
+    def health(self):
+        """For /diagnostics: what is active, what the Oracle runs, what was refused."""
+        with self._lock:
+            status = self._status()
+        if self.governor is None:
+            level, message = Level.ERROR, f'unconfigured: {self.problem or "not configured"}'
+        elif not status.accepted_versions:
+            level, message = Level.ERROR, (status.last_rejection
+                                           or 'no release installed: nothing is accepted')
+        elif status.oracle_running != status.active_version:
+            level, message = Level.WARN, (f'the Oracle runs {status.oracle_running or "nothing"}'
+                                          f', not {status.active_version}')
+        elif not self.active:
+            level, message = Level.WARN, 'inactive: submissions and rollbacks are refused'
+        else:
+            level, message = Level.OK, f'release {status.active_number} active'
+        return level, message, (
+            ('state', status.state), ('active', f'{status.active_version} '
+                                                f'({status.active_number})'),
+            ('previous', f'{status.previous_version} ({status.previous_number})'),
+            ('oracle_running', status.oracle_running),
+            ('accepted_versions', ','.join(status.accepted_versions)),
+            ('installed_max', str(status.installed_max)),
+            ('root_version', str(status.root_version)),
+            ('last_rejection', status.last_rejection), ('events', str(self.event_seq)))
 
     # -- publishing -----------------------------------------------------------------------------
 

@@ -24,5 +24,8 @@ RECORDS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=RECORDS_DEPTH,
 STATUS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                     reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# /parameter_events, as ROS publishes it.
+PARAMETER_EVENTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
+                              reliability=ReliabilityPolicy.RELIABLE)
 # Odometry: sensor data, newest wins.
 SENSOR = qos_profile_sensor_data

@@ -12,7 +12,8 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 
 from alignment_flywheel.msg import Incident
-from flywheel.ros import qos, topics
+from flywheel.health import Level
+from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.convert import to_time
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import run_node
@@ -50,11 +51,23 @@ class SimNode(Node):
         self.incident_pub = self.create_publisher(Incident, topics.INCIDENTS, qos.STREAM)
         self.create_subscription(Twist, topics.CMD_VEL, self.on_cmd_vel, qos.COMMAND)
         self.create_timer(1.0 / self.config.rate, self.on_step)
+        diagnostics.report_health(self, 'sim', self.health)
         self.get_logger().info(f'sim ready: {len(self.world.obstacles)} obstacles, start '
                                f'{self.world.start}')
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
+
+    def health(self):
+        s = self.sim.state
+        fresh = (self.command_ns is not None
+                 and self.now_ns() - self.command_ns <= self.config.cmd_timeout * 1e9)
+        level, message = (Level.WARN, f'{self.incidents} incidents') if self.incidents else (
+            Level.OK, 'running')
+        return level, message, (('pose', f'{s.x:.2f} {s.y:.2f} {s.yaw:.2f}'),
+                                ('speed', f'{s.v:.2f} {s.w:.2f}'),
+                                ('cmd_vel_fresh', str(fresh)),
+                                ('incidents', str(self.incidents)))
 
     def on_cmd_vel(self, msg: Twist) -> None:
         v, w = msg.linear.x, msg.angular.z

@@ -14,4 +14,5 @@ class SimConfig:
     cmd_timeout: float = setting(0.5, 'Like a base controller: no cmd_vel for this long (s) '
                                  'means stop.', lo=0.01, hi=10.0, read_only=True)
     episode_gap: float = setting(1.0, 'A collision or near-miss with one object is reported again '
-                                 'only after this long (s) clear of it.', lo=0.0, hi=60.0)
+                                 'only after this long (s) clear of it.', lo=0.0, hi=60.0,
+                                 read_only=True)
