@@ -27,6 +27,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import String
+from visualization_msgs.msg import Marker, MarkerArray
 
 from alignment_flywheel.msg import OracleRelease
 from alignment_flywheel.msg import Proposal as ProposalMsg
@@ -45,8 +46,10 @@ from flywheel.release.bundle import verify_bundle
 from flywheel.release.root import check_self_signed, load_root, verify_rotation
 from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.convert import signals_to_msg
+from flywheel.ros.markers import shapes_to_markers
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import autostart, run_node
+from flywheel.viz import zone_shapes
 from flywheel.wire import WireError, decode_proposal
 
 
@@ -79,6 +82,7 @@ class OracleNode(LifecycleNode):
         self._applied: tuple[int, int] | None = None
         self._wake = threading.Event()
         self._roots: dict[int, bytes] = {}
+        self.markers_pub = self.create_publisher(MarkerArray, topics.ORACLE_MARKERS, qos.STATUS)
         if self.config.follow_governance:
             self.active_pub = self.create_publisher(String, topics.ORACLE_ACTIVE, qos.STATUS)
             self.create_subscription(OracleRelease, topics.ORACLE_RELEASE, self.on_release,
@@ -119,6 +123,7 @@ class OracleNode(LifecycleNode):
             self._wake.set()           # a release that arrived before configure is verified now
         else:
             self.oracle = oracle
+            self._publish_zones(oracle)
             self.get_logger().info(f'oracle {oracle.spec.version} configured (no governance): '
                                    + self._describe(oracle))
         return TransitionCallbackReturn.SUCCESS
@@ -147,6 +152,14 @@ class OracleNode(LifecycleNode):
         return Oracle(spec, ProposalLimits(spec.frame_id, self.config.max_points,
                                            self.config.allowed_proposers,
                                            min_horizon=spec.command_hold))
+
+    def _publish_zones(self, oracle: Oracle) -> None:
+        """The spec in force, for RViz: sent when it changes (transient local), never per
+        proposal. A deleteall first, so zones a patch removed disappear too."""
+        clear = Marker(action=Marker.DELETEALL)
+        shapes = shapes_to_markers(zone_shapes(oracle.spec), oracle.spec.frame_id,
+                                   self.get_clock().now().to_msg())
+        self.markers_pub.publish(MarkerArray(markers=[clear, *shapes.markers]))
 
     @staticmethod
     def _describe(oracle: Oracle) -> str:
@@ -233,6 +246,7 @@ class OracleNode(LifecycleNode):
             (oracle, root, directive), self._ready = self._ready, None
         old = self.oracle.spec.version if self.oracle else 'nothing'
         self.oracle, self.root = oracle, root
+        self._publish_zones(oracle)
         self.active_pub.publish(String(data=oracle.spec.version))
         self.get_logger().info(f'swapped Oracle {old} -> {oracle.spec.version} (release '
                                f'{directive.number}{", rollback" if directive.rollback else ""}'

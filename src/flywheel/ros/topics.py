@@ -10,6 +10,8 @@ GOVERNANCE_EVENTS = 'governance/events'   # releases, refusals, lifecycle transi
 ORACLE_STATUS = 'oracle_status'
 ORACLE_RELEASE = 'oracle_release'
 ORACLE_ACTIVE = 'oracle/active_version'   # what the Oracle node actually runs
+ORACLE_MARKERS = 'oracle/markers'         # the zones of the spec in force (transient local)
+MARKERS = 'markers'                       # recent proposals by Gate action, the footprint
 # Services live under the node that offers them (/<namespace>/governance/submit_release), like
 # every ROS node's own get_state, so a namespaced graph or two robots never collide.
 SUBMIT_RELEASE = '~/submit_release'
