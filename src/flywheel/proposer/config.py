@@ -22,6 +22,10 @@ class ProposerConfig:
                                           lo=1, hi=10000, read_only=True)
     adapter_dt: float = setting(0.1, 'Adapter: seconds between predicted points.', lo=0.001,
                                 hi=10.0, read_only=True)
+    enable_stamped_cmd_vel: bool = setting(
+        False, 'Adapter: cmd_vel_in carries geometry_msgs/TwistStamped (Nav2\'s default from '
+        'Kilted on, ros2_control\'s diff_drive_controller) instead of Twist. Same name and meaning as Nav2\'s parameter, so one '
+        'setting serves both; a publisher of the other type never connects.', read_only=True)
     fault_rate: float = setting(0.0, 'Chance per proposal that a fault episode starts (0: off).',
                                 lo=0.0, hi=1.0, read_only=True)
     fault_seed: int = setting(0, 'Seed of the fault injector (same seed, same faults).', lo=0,

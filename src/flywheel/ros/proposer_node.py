@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import MISSING
 
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry as OdometryMsg
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -12,6 +12,7 @@ from rclpy.node import Node
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from flywheel.auth import load_message_key
 from flywheel.errors import SpecError
+from flywheel.health import Level
 from flywheel.odometry import Odometry, odometry_problem
 from flywheel.proposer.adapter import TwistAdapter
 from flywheel.proposer.config import ProposerConfig
@@ -19,11 +20,11 @@ from flywheel.proposer.faults import FaultConfig, FaultInjector
 from flywheel.proposer.planner import load_planner, planner_class, planner_parameters
 from flywheel.proposer.proposer import Proposer
 from flywheel.provision import NODE_KEYS, key_path
-from flywheel.ros import qos, topics
+from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.convert import odometry_from_msg
-from flywheel.wire import encode_proposal
 from flywheel.ros.params import declare_config
 from flywheel.ros.run import run_node
+from flywheel.wire import encode_proposal
 
 PLANNER_PREFIX = 'planner.'
 
@@ -52,12 +53,21 @@ class ProposerNode(Node):
         self.odometry: Odometry | None = None
         self.publisher = self.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
         self.create_subscription(OdometryMsg, topics.ODOM, self.on_odom, qos.SENSOR)
+        self.problem = 'no odometry received'
+        diagnostics.report_health(self, 'proposer', self.health)
         if self.adapter is not None:
-            self.create_subscription(Twist, topics.CMD_VEL_IN, self.on_external_twist,
-                                     qos.COMMAND)
+            # One type per topic: a TwistStamped publisher never matches a Twist subscription
+            # (and DDS says nothing), so the type is a parameter, as in Nav2.
+            if config.enable_stamped_cmd_vel:
+                self.create_subscription(TwistStamped, topics.CMD_VEL_IN,
+                                         self.on_external_twist_stamped, qos.COMMAND)
+            else:
+                self.create_subscription(Twist, topics.CMD_VEL_IN, self.on_external_twist,
+                                         qos.COMMAND)
         else:
             self.create_timer(1.0 / config.rate, self.on_timer)
-        source = config.planner_plugin if self.adapter is None else 'cmd_vel_in'
+        source = config.planner_plugin if self.adapter is None else (
+            f'cmd_vel_in ({"TwistStamped" if config.enable_stamped_cmd_vel else "Twist"})')
         self.get_logger().info(f'proposer {config.proposer_id!r} ready ({config.mode}: {source}, '
                                f'fault_rate {config.fault_rate})')
 
@@ -91,10 +101,25 @@ class ProposerNode(Node):
         self.adapter.twist = (msg.linear.x, msg.angular.z)
         self._propose()
 
+    def on_external_twist_stamped(self, msg: TwistStamped) -> None:
+        # The header is the controller's (often base_link, sometimes an unset stamp): the
+        # proposal is stamped and anchored by this node from its own odometry, as for a Twist.
+        self.on_external_twist(msg.twist)
+
+    def health(self):
+        if self.problem is not None:
+            return Level.WARN, f'not proposing: {self.problem}', ()
+        fault = self.proposer.last_fault
+        return Level.OK, 'proposing', (
+            ('epoch', str(self.proposer.epoch)), ('seq', str(self.proposer.seq)),
+            ('mode', self.config.mode), ('signed', str(self.key is not None)),
+            ('injected_fault', fault.name if fault else ''))
+
     def _propose(self) -> None:
         now = self.get_clock().now().nanoseconds
         problem = odometry_problem(self.odometry, now, self.config.frame_id,
                                    int(self.config.odom_timeout * 1e9))
+        self.problem = problem
         if problem is not None:
             self.get_logger().warning(f'not proposing: {problem}', throttle_duration_sec=5.0)
             return
