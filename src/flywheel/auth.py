@@ -18,7 +18,6 @@ it can forge what all others say; a signature key never leaves the Oracle. Measu
 """
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,16 +73,11 @@ def load_message_key(path: str | Path) -> MessageKey:
 
 
 def write_message_key(path: str | Path) -> MessageKey:
-    """Create a new key file (mode 0600; refuses to overwrite) and return the key."""
-    private = Ed25519PrivateKey.generate()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, 'wb') as out:
-        out.write(private.private_bytes(serialization.Encoding.PEM,
-                                        serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()))
-    return MessageKey(key_id_of(private.public_key()), private)
+    """Create a new key file (mode 0600; refuses to overwrite) with its public half beside it
+    (``<stem>.pub.json``, what `flywheel root init --oracle-key ...` reads); return the key."""
+    from flywheel.release.keys import generate_key
+    generate_key(Path(path))
+    return load_message_key(path)
 
 
 def assign_signers(root, oracle: list[SSlibKey], governance: list[SSlibKey],

@@ -65,7 +65,7 @@ def provision(directory: Path, now: datetime, expires_days: int = 365,
     os.chmod(directory, 0o700)
     operator = generate_key(directory / OPERATOR)
     public = {role: SSlibKey.from_crypto(write_message_key(directory / name).private.public_key())
-              for role, name in NODE_KEYS.items()}
+              for role, name in NODE_KEYS.items()}       # each with its .pub.json beside it
     root = new_root([operator], 1, 1, now + timedelta(days=expires_days))
     assign_signers(root.signed, [public['oracle']], [public['governance']],
                    {pid: [public['proposer']] for pid in proposer_ids})

@@ -13,6 +13,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from flywheel.auth import SIGNERS_FIELD, assign_signers
 from flywheel.errors import InputError, ReleaseError
 from flywheel.release.bundle import (MAX_BUNDLE_BYTES, MAX_RELEASE_NUMBER, build_bundle,
                                      sign_bundle, spec_version)
@@ -143,10 +144,33 @@ def installed_from_status(path: str) -> int:
     return highest
 
 
+def _signers(args, md, old=None) -> None:
+    """Name the node keys (oracle, governance, proposers) in the new root; a rotation that names
+    none keeps the old root's."""
+    if not (args.oracle_key or args.governance_key or args.proposer_key):
+        field = old.signed.unrecognized_fields.get(SIGNERS_FIELD) if old else None
+        if field:
+            md.signed.unrecognized_fields[SIGNERS_FIELD] = field
+            ids = set(field.get('oracle', [])) | set(field.get('governance', [])) | {
+                k for keys in field.get('proposers', {}).values() for k in keys}
+            for key_id in ids & set(old.signed.keys):
+                md.signed.keys[key_id] = old.signed.keys[key_id]
+        return
+    proposers: dict[str, list] = {}
+    for item in args.proposer_key:
+        proposer_id, sep, path = item.partition('=')
+        if not sep or not proposer_id:
+            raise InputError(f'--proposer-key {item!r}: expected PROPOSER_ID=FILE.pub.json')
+        proposers.setdefault(proposer_id, []).append(load_public(Path(path)))
+    assign_signers(md.signed, [load_public(Path(p)) for p in args.oracle_key],
+                   [load_public(Path(p)) for p in args.governance_key], proposers)
+
+
 def cmd_root_init(args) -> int:
     keys = [load_public(Path(p)) for p in args.key]
     md = new_root(keys, args.threshold, args.targets_threshold or args.threshold,
                   _now() + timedelta(days=args.expires_days))
+    _signers(args, md)
     md.to_file(args.out)
     print(f'wrote {args.out}: root v1, {len(keys)} keys, threshold {args.threshold}; unsigned')
     return 0
@@ -165,6 +189,7 @@ def cmd_root_rotate(args) -> int:
     keys = [load_public(Path(p)) for p in args.key]
     md = new_root(keys, args.threshold, args.targets_threshold or args.threshold,
                   _now() + timedelta(days=args.expires_days), version=old.signed.version + 1)
+    _signers(args, md, old)
     md.to_file(args.out)
     print(f'wrote {args.out}: root v{md.signed.version}; it needs signatures by the threshold of '
           f'the old root ({old.signed.roles["root"].threshold}) and of the new one '
@@ -281,6 +306,16 @@ def add_commands(sub) -> None:
                             help=f'the root expires this many days from now (0 < d <= '
                             f'{MAX_DAYS:g}; default 365)')
         parser.add_argument('--out', required=True, help='root.json file to write (unsigned)')
+        parser.add_argument('--oracle-key', action='append', default=[], metavar='FILE',
+                            help="a .pub.json whose key signs the Oracle's verdicts (from "
+                            '`flywheel keys init` on the robot; repeatable)')
+        parser.add_argument('--governance-key', action='append', default=[], metavar='FILE',
+                            help="a .pub.json whose key signs governance's status and "
+                            'release directives (repeatable)')
+        parser.add_argument('--proposer-key', action='append', default=[],
+                            metavar='ID=FILE', help='proposals from proposer ID must be signed '
+                            'by this key (repeatable); a rotation naming no node key keeps the '
+                            "old root's")
     init.set_defaults(func=cmd_root_init)
     rotate.add_argument('--old', required=True, help='the current root.json')
     rotate.set_defaults(func=cmd_root_rotate)
