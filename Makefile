@@ -1,5 +1,5 @@
 # The two commands a newcomer needs; each does the set-up itself (scripts/setup.sh, idempotent).
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench stress
 
 setup:
 	scripts/setup.sh
@@ -10,9 +10,18 @@ demo: setup
 test: setup
 	scripts/run.sh python -m pytest
 
+# The real-node tests 20 times in a row; the first failure stops it (flaky is failing).
+stress: setup
+	@for i in $$(seq 1 20); do \
+	  echo "stress: run $$i of 20"; \
+	  scripts/run.sh python -m pytest -q -m ros -p no:cacheprovider || exit 1; \
+	done; echo "stress: 20 of 20 runs passed"
+
 bench: setup
 	scripts/run.sh python bench/oracle_scoring.py
 	scripts/run.sh python bench/end_to_end.py
+	# fail_closed: 200 trials x 4 scenarios, ~40 min each line; --trials N for a quicker look
 	scripts/run.sh python bench/fail_closed.py
+	scripts/run.sh python bench/fail_closed.py --hog
 	scripts/run.sh python bench/ledger.py
 	scripts/run.sh python bench/hot_swap.py

@@ -12,8 +12,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,25 +29,36 @@ from common import isolate_ros, machine  # noqa: E402
 
 isolate_ros()
 
+from flywheel.ros.transport import configure_transport  # noqa: E402
+
+configure_transport()
+
 import rclpy  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from securesystemslib.signer import SSlibKey  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from alignment_flywheel.msg import GateDecision  # noqa: E402
 from alignment_flywheel.msg import Proposal  # noqa: E402
 from alignment_flywheel.srv import SubmitRelease  # noqa: E402
+from flywheel.auth import assign_signers, load_message_key  # noqa: E402
 from flywheel.cli.graph import Graph  # noqa: E402
+from flywheel.cli.keys import ensure_keys  # noqa: E402
 from flywheel.oracle.oracle import Oracle  # noqa: E402
 from flywheel.proposal import ProposalLimits  # noqa: E402
 from flywheel.release.bundle import build_bundle, sign_bundle, verify_bundle  # noqa: E402
 from flywheel.release.keys import generate_key, load_signer  # noqa: E402
 from flywheel.release.root import new_root, sign  # noqa: E402
 from flywheel.ros import qos, topics  # noqa: E402
-from flywheel.ros.convert import proposal_to_msg  # noqa: E402
+from flywheel.provision import NODE_KEYS, default_key_dir  # noqa: E402
+from flywheel.ros.convert import to_time  # noqa: E402
 from flywheel.ros.params import package_config_dir  # noqa: E402
+from flywheel.wire import encode_proposal  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test.helpers import straight  # noqa: E402
 
+KEYS = default_key_dir()
 BAD = {GateDecision.REASON_UNKNOWN_ORACLE_VERSION, GateDecision.REASON_NO_VERDICT,
        GateDecision.REASON_STALE_VERDICT, GateDecision.REASON_STALE_PROPOSAL,
        GateDecision.REASON_UNKNOWN_PROPOSAL}
@@ -56,6 +70,11 @@ def keys_and_root(scratch: Path, expires: datetime):
         generate_key(scratch / f'{name}.pem')
         signers.append(load_signer(scratch / f'{name}.pem'))
     root = new_root([s.public_key for s in signers], 2, 2, expires)
+    # the nodes sign with this machine's node keys: the root names them
+    node = {role: SSlibKey.from_crypto(load_message_key(KEYS / name).private.public_key())
+            for role, name in NODE_KEYS.items()}
+    assign_signers(root.signed, [node['oracle']], [node['governance']],
+                   {'proposer': [node['proposer']]})
     for s in signers[:2]:
         sign(root, s)
     (scratch / 'root.json').write_bytes(root.to_bytes())
@@ -98,7 +117,9 @@ def online(scratch, signers, expires, swaps: int) -> dict:
     root_path = scratch / 'root.json'
     graph = Graph(('governance', 'oracle', 'gate'), package_config_dir() / 'flywheel.yaml', {
         'governance': {'store_dir': str(scratch / 'store'), 'trust_root_path': str(root_path)},
-        'oracle': {'trust_root_path': str(root_path)}}, log_dir=scratch / 'logs').start()
+        'oracle': {'trust_root_path': str(root_path), 'follow_governance': True},
+        'gate': {'trust_root_path': str(root_path), 'follow_governance': True}},
+        log_dir=scratch / 'logs').start()
     rclpy.init()
     node = rclpy.create_node('bench_hot_swap')
     executor = rclpy.executors.SingleThreadedExecutor()
@@ -107,8 +128,21 @@ def online(scratch, signers, expires, swaps: int) -> dict:
     sent: dict[str, float] = {}
     decided: dict[str, tuple[float, GateDecision]] = {}
     node.create_subscription(GateDecision, topics.GATE_DECISIONS,
-                             lambda d: decided.setdefault(d.proposal_id,
-                                                          (time.perf_counter(), d)), qos.STREAM)
+                             lambda d: d.subject == GateDecision.SUBJECT_PROPOSAL
+                             and decided.setdefault(d.proposal_id, (time.perf_counter(), d)),
+                             qos.RECORDS)
+    key, epoch = load_message_key(KEYS / NODE_KEYS['proposer']), time.time_ns()
+    odom_pub = node.create_publisher(Odometry, topics.ODOM, qos.SENSOR)
+    odometry_running = threading.Event()
+
+    def odometry() -> None:         # the robot standing at the trajectories' start, at 50 Hz
+        while not odometry_running.wait(0.02):
+            msg = Odometry()
+            msg.header.frame_id, msg.header.stamp = 'map', to_time(time.time_ns())
+            msg.pose.pose.position.x, msg.pose.pose.position.y = 1.5, 1.0
+            msg.pose.pose.orientation.w = math.cos(0.0)
+            odom_pub.publish(msg)
+    threading.Thread(target=odometry, daemon=True).start()
     running = ['']
     node.create_subscription(String, topics.ORACLE_ACTIVE,
                              lambda m: running.__setitem__(0, m.data), qos.STATUS)
@@ -121,10 +155,11 @@ def online(scratch, signers, expires, swaps: int) -> dict:
             now = time.perf_counter()
             if now >= next_at[0]:
                 seq[0] += 1
-                msg = proposal_to_msg(straight(1.5, 1.0, 0.0, 0.4, seq=seq[0],
-                                               stamp_ns=node.get_clock().now().nanoseconds))
-                sent[msg.proposal_id] = time.perf_counter()
-                pub.publish(msg)
+                p = dataclasses.replace(straight(1.5, 1.0, 0.0, 0.4, seq=seq[0],
+                                                 stamp_ns=node.get_clock().now().nanoseconds),
+                                        epoch=epoch)
+                sent[p.proposal_id] = time.perf_counter()
+                pub.publish(encode_proposal(p, key))
                 next_at[0] += 0.02
             executor.spin_once(timeout_sec=0.001)
         return until()
@@ -156,10 +191,11 @@ def online(scratch, signers, expires, swaps: int) -> dict:
         last = seq[0]
         stream(lambda: False, 1.0)
     finally:
+        odometry_running.set()
         node.destroy_node()
         rclpy.try_shutdown()
         graph.stop()
-    ids = [f'proposer/{i}' for i in range(first, last + 1)]
+    ids = [f'proposer/{i}' for i in range(first, last + 1)]      # straight(): proposer/<seq>
     missing = [i for i in ids if i not in decided]
     unbound = [i for i in ids if i in decided and set(decided[i][1].reasons) & BAD]
     latency = {i: decided[i][0] - sent[i] for i in ids if i in decided}
@@ -178,6 +214,7 @@ def main(argv=None) -> int:
     parser.add_argument('--samples', type=int, default=30)
     args = parser.parse_args(argv)
     expires = datetime.now(timezone.utc) + timedelta(days=1)
+    ensure_keys(KEYS)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         signers, root = keys_and_root(scratch, expires)
