@@ -21,6 +21,7 @@ class RecordKind(str, enum.Enum):
 
     DECISION = 'decision'                # a GateDecision of subject PROPOSAL, with its verdict
     IGNORED_VERDICT = 'ignored_verdict'  # a GateDecision of subject VERDICT: a verdict ignored
+    SHADOW = 'shadow'                    # a candidate's verdict in a shadow rollout, not enforced
     INCIDENT = 'incident'
     RELEASE = 'release'                  # a GovernanceEvent about a release
     LIFECYCLE = 'lifecycle'              # the audit's own start/stop; governance's transitions

@@ -87,8 +87,8 @@ class AuditTrail:
 
     def decision(self, where: StreamPosition, body: dict, stamp_ns: int) -> Receipt:
         """A GateDecision (body: flywheel.ros.records.decision_record) from ``where``."""
-        kind = (RecordKind.IGNORED_VERDICT if body['subject'] == Subject.VERDICT.name
-                else RecordKind.DECISION)
+        kind = {Subject.VERDICT.name: RecordKind.IGNORED_VERDICT,
+                Subject.SHADOW.name: RecordKind.SHADOW}.get(body['subject'], RecordKind.DECISION)
         return self._receive(kind, where, body, stamp_ns)
 
     def governance(self, where: StreamPosition, body: dict, stamp_ns: int) -> Receipt:

@@ -72,10 +72,12 @@ class Reason(enum.IntEnum):
 
 
 class Subject(enum.IntEnum):
-    """What a Decision is about: the one decision of a proposal, or a verdict that was ignored."""
+    """What a Decision is about: the one decision of a proposal, a verdict that was ignored, or
+    what a candidate release's verdict would have led to in a shadow rollout (not enforced)."""
 
     PROPOSAL = 0
     VERDICT = 1
+    SHADOW = 2
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,14 @@ class Decision:
     stamp_ns: int
     latency_ns: int
     subject: Subject = Subject.PROPOSAL
-    # The verdict applied (or ignored, for a VERDICT record); None when there was none.
-    signals: SafetySignals | None = None
+    # The verdicts applied (or ignored, or shadowed), each with the action it alone leads to:
+    # one, or two in a canary rollout (the active release's first, then the candidate's).
+    verdicts: tuple[tuple[SafetySignals, Action], ...] = ()
+
+    @property
+    def signals(self) -> SafetySignals | None:
+        """The first verdict (the active release's), if any."""
+        return self.verdicts[0][0] if self.verdicts else None
 
     @property
     def reasons(self) -> tuple[Reason, ...]:

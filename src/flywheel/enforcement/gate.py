@@ -15,6 +15,9 @@ Invariants, each tested:
   root, a status only if signed by a governance key, and a proposal from a proposer the root names
   keys for only if signed by one of them; a root carried by a status replaces the Gate's only after
   a valid rotation (old and new thresholds). Unsigned or wrongly signed input decides nothing.
+- A candidate release on trial never makes the robot less careful: in SHADOW its verdicts are only
+  recorded (SHADOW records: the action it would have led to); in CANARY a proposal waits for a
+  verdict of the active release and one of the candidate, and the most restrictive decision wins.
 - No approval is honoured for longer than ``command_timeout`` on the steady clock: ``approval``
   carries its own deadline, so whoever publishes commands (the node's output thread) needs nothing
   else from the Gate to fail closed, and a stalled ROS clock cannot extend it.
@@ -23,8 +26,9 @@ Time is passed in (``Now``); the Gate never reads a clock.
 from __future__ import annotations
 
 import math
+import enum
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from flywheel.auth import GOVERNANCE, ORACLE, Keyring
@@ -71,10 +75,25 @@ class Approval:
         return steady_ns < self.until_steady_ns
 
 
+class Stage(enum.IntEnum):
+    """A candidate's stage of a staged rollout (mirrors OracleStatus.STAGE_*)."""
+
+    NONE = 0
+    SHADOW = 1
+    CANARY = 2
+
+
+@dataclass(frozen=True)
+class Candidate:
+    version: str
+    stage: Stage
+
+
 @dataclass
 class _Held:
     proposal: Proposal
     received_ns: int
+    verdicts: dict = field(default_factory=dict)     # canary: version -> SafetySignals
 
 
 class Gate:
@@ -92,6 +111,7 @@ class Gate:
         self.accepted_versions = (frozenset() if config.follow_governance
                                   else frozenset(config.accepted_oracle_versions))
         self._last_status: tuple[int, int] | None = None
+        self.candidate: Candidate | None = None
         self.approval: Approval | None = None
         self.counts: Counter[str] = Counter()    # by action, reason and event, for status
         self._limits = config.limits()
@@ -100,8 +120,9 @@ class Gate:
         self._last_seen: dict[str, tuple[int, int]] = {}      # proposer -> (epoch, seq)
         self._last_approved: dict[str, tuple[int, int]] = {}  # proposer -> (epoch, seq)
         self._last_verdict: dict[str, tuple[int, int]] = {}   # signing key -> (epoch, seq)
-        # Recently decided proposal ids: their late verdicts are dropped, not decided twice.
-        self._decided: OrderedDict[str, None] = OrderedDict()
+        # Recently decided proposals: their late verdicts are dropped, not decided twice (a shadow
+        # candidate's verdict, which usually comes after the decision, is still recorded).
+        self._decided: OrderedDict[str, Proposal | None] = OrderedDict()
         # Verdicts that arrived before their proposal: id -> (signals, received steady ns).
         self._early: OrderedDict[str, tuple[SafetySignals, int]] = OrderedDict()
 
@@ -129,7 +150,7 @@ class Gate:
                                     f'proposal_id {proposal.proposal_id!r} seen before'))
         if findings:
             self._early.pop(proposal.proposal_id, None)   # its verdict can no longer decide it
-            return [self._decide(proposal, findings, None, now)]
+            return [self._decide(proposal, findings, now)]
         self._advance(proposal)
         decisions = []
         if len(self._held) >= self.config.max_pending:
@@ -137,7 +158,7 @@ class Gate:
             self.counts['overload'] += 1
             decisions.append(self._decide(oldest.proposal, [Finding(
                 Action.BLOCK, Reason.OVERLOAD, 'pending queue full: decided before its verdict')],
-                None, now, withdraw=False))
+                now, withdraw=False))
         self._held[proposal.proposal_id] = _Held(proposal, now.steady_ns)
         early = self._early.pop(proposal.proposal_id, None)
         if early is not None:
@@ -157,7 +178,7 @@ class Gate:
         under the id it claims, without holding it; the approval in force is withdrawn."""
         self.counts[reason.name] += 1
         return self._record(proposal_id, proposer_id, '', [Finding(Action.BLOCK, reason, detail)],
-                            None, now, Subject.PROPOSAL, withdraw=True)
+                            now, Subject.PROPOSAL, withdraw=True)
 
     def on_signals(self, signals: SafetySignals, now: Now) -> list[Decision]:
         """Decide the held proposal this verdict names, or record why the verdict is ignored.
@@ -182,6 +203,10 @@ class Gate:
 
     def _bind(self, signals: SafetySignals, now: Now) -> list[Decision]:
         """An admitted verdict: decide its proposal, wait for it, or record why it cannot."""
+        candidate = self.candidate
+        if (candidate is not None and signals.oracle_version == candidate.version
+                and candidate.stage == Stage.SHADOW):
+            return self._shadow(signals, now)
         held = self._held.get(signals.proposal_id)
         if held is None:
             if signals.proposal_id not in self._decided:
@@ -197,13 +222,45 @@ class Gate:
             return [self._ignore(signals, Reason.DIGEST_MISMATCH,
                                  f'verdict names {signals.proposal_digest[:16]}..., the proposal '
                                  f'held is {proposal.digest[:16]}...', now)]
+        if candidate is not None and candidate.stage == Stage.CANARY:
+            # both the active release and the candidate must have spoken: wait for the other
+            role = 'candidate' if signals.oracle_version == candidate.version else 'active'
+            held.verdicts[role] = signals
+            if len(held.verdicts) < 2:
+                return []
+            verdicts = (held.verdicts['active'], held.verdicts['candidate'])
+        else:
+            verdicts = (signals,)
         del self._held[signals.proposal_id]
+        judged = [(v, self._judge(proposal, v, now)) for v in verdicts]
+        findings = [f for _, fs in judged for f in fs]
+        return [self._decide(proposal, findings, now,
+                             verdicts=tuple((v, most_restrictive(fs)[0]) for v, fs in judged))]
+
+    def _judge(self, proposal: Proposal, signals: SafetySignals, now: Now) -> list[Finding]:
+        """Every finding one verdict leads to: binding, then the policy, then the anchor."""
         findings = self._binding(proposal, signals, now)
         if not findings:
             findings = self.policy.assess(signals)
         if not any(f.action > Action.DEGRADE for f in findings):
             findings += self._anchor(proposal, signals, now)
-        return [self._decide(proposal, findings, signals, now)]
+        return findings
+
+    def _shadow(self, signals: SafetySignals, now: Now) -> list[Decision]:
+        """A shadow candidate's verdict: what it would have led to, recorded, never enforced."""
+        held = self._held.get(signals.proposal_id)
+        proposal = held.proposal if held is not None else self._decided.get(signals.proposal_id)
+        if proposal is None:
+            self.counts['shadow_unmatched'] += 1
+            return []
+        if signals.proposal_digest != proposal.digest:
+            return [self._ignore(signals, Reason.DIGEST_MISMATCH,
+                                 'shadow verdict for another digest', now)]
+        action, ordered = most_restrictive(self._judge(proposal, signals, now))
+        self.counts['shadow'] += 1
+        return [Decision(proposal.proposal_id, proposal.proposer_id, proposal.digest, action,
+                         ordered, signals.oracle_version, self.policy.version, None, now.ros_ns,
+                         now.ros_ns - proposal.stamp_ns, Subject.SHADOW, ((signals, action),))]
 
     def on_odometry(self, odometry: Odometry) -> None:
         self._odometry = odometry
@@ -222,8 +279,9 @@ class Gate:
                 break
             del self._held[pid]
             decisions.append(self._decide(held.proposal, [Finding(
-                Action.BLOCK, Reason.NO_VERDICT, 'verdict timed out')], None, now,
-                withdraw=False))
+                Action.BLOCK, Reason.NO_VERDICT, 'verdict timed out' + (
+                    f' (heard only the {", ".join(held.verdicts)} release)'
+                    if held.verdicts else ''))], now, withdraw=False))
         return decisions
 
     def command_at(self, steady_ns: int) -> tuple[float, float] | None:
@@ -249,11 +307,14 @@ class Gate:
             return problem
         self._last_status = (status.epoch, status.seq)
         self.accepted_versions = frozenset(status.accepted_versions)
+        stage = Stage(status.stage) if status.stage in Stage._value2member_map_ else Stage.NONE
+        self.candidate = (Candidate(status.candidate_version, stage)
+                          if status.candidate_version and stage != Stage.NONE else None)
         return None
 
     def fallback(self, proposal_id: str, proposer_id: str, finding: Finding, now: Now) -> Decision:
         """Stop now and withdraw the approved command (for failures outside the policy)."""
-        return self._record(proposal_id, proposer_id, '', [finding], None, now, Subject.PROPOSAL,
+        return self._record(proposal_id, proposer_id, '', [finding], now, Subject.PROPOSAL,
                             withdraw=True)
 
     def _follow_root(self, status: OracleStatus, now: Now) -> str | None:
@@ -299,7 +360,11 @@ class Gate:
     def _binding(self, proposal: Proposal, signals: SafetySignals, now: Now) -> list[Finding]:
         """Does this verdict bind to this proposal and to what the Gate will execute?"""
         findings = []
-        if signals.oracle_version not in self.accepted_versions:
+        candidate = self.candidate
+        counts = signals.oracle_version in self.accepted_versions or (
+            candidate is not None and candidate.stage != Stage.NONE
+            and signals.oracle_version == candidate.version)
+        if not counts:
             findings.append(Finding(Action.BLOCK, Reason.UNKNOWN_ORACLE_VERSION,
                                     f'oracle_version={signals.oracle_version!r}'))
         age = now.ros_ns - signals.stamp_ns
@@ -350,21 +415,21 @@ class Gate:
         self.counts[f'ignored_{reason.name}'] += 1
         return Decision(signals.proposal_id, '', signals.proposal_digest, Action.BLOCK,
                         (Finding(Action.BLOCK, reason, detail),), signals.oracle_version,
-                        self.policy.version, None, now.ros_ns, 0, Subject.VERDICT, signals)
+                        self.policy.version, None, now.ros_ns, 0, Subject.VERDICT,
+                        ((signals, Action.BLOCK),))
 
-    def _decide(self, proposal: Proposal, findings: list[Finding], signals: SafetySignals | None,
-                now: Now, withdraw: bool = True) -> Decision:
+    def _decide(self, proposal: Proposal, findings: list[Finding], now: Now,
+                withdraw: bool = True, verdicts: tuple = ()) -> Decision:
         decision = self._record(proposal.proposal_id, proposal.proposer_id, proposal.digest,
-                                findings, signals, now, Subject.PROPOSAL, withdraw,
-                                proposal)
-        self._decided[proposal.proposal_id] = None
+                                findings, now, Subject.PROPOSAL, withdraw, proposal, verdicts)
+        self._decided[proposal.proposal_id] = proposal
         if len(self._decided) > DECIDED_MEMORY:
             self._decided.popitem(last=False)
         return decision
 
     def _record(self, proposal_id: str, proposer_id: str, digest: str, findings: list[Finding],
-                signals: SafetySignals | None, now: Now, subject: Subject, withdraw: bool,
-                proposal: Proposal | None = None) -> Decision:
+                now: Now, subject: Subject, withdraw: bool, proposal: Proposal | None = None,
+                verdicts: tuple = ()) -> Decision:
         action, ordered = most_restrictive(findings)
         command = None
         if proposal is not None and action == Action.ALLOW:
@@ -383,9 +448,9 @@ class Gate:
         for f in ordered:
             self.counts[f.reason.name] += 1
         latency = now.ros_ns - proposal.stamp_ns if proposal is not None else 0
-        return Decision(proposal_id, proposer_id, digest, action, ordered,
-                        signals.oracle_version if signals is not None else '',
-                        self.policy.version, command, now.ros_ns, latency, subject, signals)
+        oracle_version = '+'.join(v.oracle_version for v, _ in verdicts)
+        return Decision(proposal_id, proposer_id, digest, action, ordered, oracle_version,
+                        self.policy.version, command, now.ros_ns, latency, subject, verdicts)
 
 
 def _ns(seconds: float) -> int:

@@ -149,8 +149,8 @@ def decision_to_msg(d: Decision, epoch: int, seq: int, frame_id: str) -> GateDec
     msg.command_published = d.command is not None
     msg.command = twist(*(d.command or (0.0, 0.0)))
     msg.latency = to_duration(min(max(0, d.latency_ns), MAX_LATENCY_NS))
-    if d.signals is not None:
-        msg.signals = [signals_to_msg(d.signals, frame_id)]
+    msg.signals = [signals_to_msg(s, frame_id) for s, _ in d.verdicts]
+    msg.signal_actions = [int(a) for _, a in d.verdicts]
     return msg
 
 
@@ -168,7 +168,8 @@ def status_from_msg(msg: OracleStatusMsg) -> OracleStatus:
         previous_version=msg.previous_version, previous_number=msg.previous_number,
         installed_max=msg.installed_max, oracle_running=msg.oracle_running, accepted_versions=tuple(msg.accepted_versions),
         root_version=msg.root_version, root=bytes(msg.root), last_rejection=msg.last_rejection,
-        key_id=msg.key_id, signature=bytes(msg.signature))
+        candidate_version=msg.candidate_version, candidate_number=msg.candidate_number,
+        stage=msg.stage, key_id=msg.key_id, signature=bytes(msg.signature))
 
 
 def status_to_msg(s: OracleStatus) -> OracleStatusMsg:
@@ -178,7 +179,8 @@ def status_to_msg(s: OracleStatus) -> OracleStatusMsg:
         previous_number=s.previous_number, installed_max=s.installed_max,
         oracle_running=s.oracle_running,
         accepted_versions=list(s.accepted_versions), root_version=s.root_version,
-        last_rejection=s.last_rejection, key_id=s.key_id)
+        last_rejection=s.last_rejection, candidate_version=s.candidate_version,
+        candidate_number=s.candidate_number, stage=s.stage, key_id=s.key_id)
     msg.header.stamp = to_time(s.stamp_ns)
     msg.root = array('B', s.root)
     msg.signature = list(s.signature)

@@ -38,6 +38,10 @@ def decision_record(msg: GateDecision) -> dict:
                     else None),
         'latency_s': from_time(msg.latency) * 1e-9,
         'signals': signals_record(msg.signals[0]) if len(msg.signals) else None,
+        # a canary decision also applied the candidate's verdict: both, each with its action
+        **({'candidate_signals': signals_record(msg.signals[1]),
+            'signal_actions': [_name(Action, a) for a in msg.signal_actions]}
+           if len(msg.signals) > 1 else {}),
     }
 
 
