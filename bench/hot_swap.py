@@ -36,10 +36,9 @@ configure_transport()
 import rclpy  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from securesystemslib.signer import SSlibKey  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
 
 from alignment_flywheel.msg import GateDecision  # noqa: E402
-from alignment_flywheel.msg import Proposal  # noqa: E402
+from alignment_flywheel.msg import OracleRunning, Proposal  # noqa: E402
 from alignment_flywheel.srv import SubmitRelease  # noqa: E402
 from flywheel.auth import assign_signers, load_message_key  # noqa: E402
 from flywheel.cli.graph import Graph  # noqa: E402
@@ -144,8 +143,8 @@ def online(scratch, signers, expires, swaps: int) -> dict:
             odom_pub.publish(msg)
     threading.Thread(target=odometry, daemon=True).start()
     running = ['']
-    node.create_subscription(String, topics.ORACLE_ACTIVE,
-                             lambda m: running.__setitem__(0, m.data), qos.STATUS)
+    node.create_subscription(OracleRunning, topics.ORACLE_RUNNING,
+                             lambda m: running.__setitem__(0, m.active_version), qos.STATUS)
     client = node.create_client(SubmitRelease, '/governance/submit_release')
     seq, next_at, windows = [0], [time.perf_counter()], []
 

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from std_msgs.msg import String
 
-from alignment_flywheel.msg import OracleRelease, Proposal as ProposalMsg, SafetySignals
+from alignment_flywheel.msg import OracleRelease, OracleRunning, Proposal as ProposalMsg
+from alignment_flywheel.msg import SafetySignals
 from flywheel.auth import load_message_key
-from flywheel.oracle.directive import Directive
+from flywheel.oracle.directive import Directive, running_bytes
 from flywheel.release.bundle import build_bundle, read_bundle
 from flywheel.ros import qos, topics
 from test.conftest import KEYS
@@ -30,7 +30,7 @@ def oracle_io(probe, start_graph, releases):  # noqa: F811
                                         'follow_governance': True}})
     io = dataclasses.make_dataclass('OracleIO', ['running', 'reports', 'pub', 'root', 'bundles',
                                                  'seq'])(
-        probe.collect(String, topics.ORACLE_ACTIVE, qos.STATUS),
+        probe.collect(OracleRunning, topics.ORACLE_RUNNING, qos.STATUS),
         probe.collect(DiagnosticArray, '/diagnostics', 10),
         probe.node.create_publisher(OracleRelease, topics.ORACLE_RELEASE, qos.STATUS),
         root_path.read_bytes(), bundles, [0])
@@ -39,17 +39,21 @@ def oracle_io(probe, start_graph, releases):  # noqa: F811
 
 
 def send(io, bundle: bytes, number: int, version: str, key='governance.pem', seq=None,
-         rollback=False) -> None:
+         rollback=False, candidate=None) -> None:
+    """A directive; ``candidate`` = (bundle, number, version) to score beside the active one."""
     io.seq[0] += 1
+    c_bundle, c_number, c_version = candidate or (b'', 0, '')
     d = Directive(77, seq if seq is not None else io.seq[0], number, version, rollback, bundle,
-                  io.root)
+                  io.root, c_version, c_number, c_bundle, io.root if candidate else b'')
     if key:
         k = load_message_key(KEYS / key)
         d = dataclasses.replace(d, key_id=k.key_id, signature=k.sign(d.canonical_bytes()))
-    io.pub.publish(OracleRelease(epoch=d.epoch, seq=d.seq, oracle_version=version, number=number,
-                                 rollback=rollback, bundle=array('B', bundle),
-                                 root=array('B', io.root), key_id=d.key_id,
-                                 signature=list(d.signature)))
+    io.pub.publish(OracleRelease(
+        epoch=d.epoch, seq=d.seq, oracle_version=version, number=number, rollback=rollback,
+        bundle=array('B', bundle), root=array('B', io.root), candidate_version=c_version,
+        candidate_number=c_number, candidate_bundle=array('B', c_bundle),
+        candidate_root=array('B', d.candidate_root), key_id=d.key_id,
+        signature=list(d.signature)))
 
 
 def refusals(io) -> list[str]:
@@ -103,11 +107,43 @@ def test_a_directive_not_signed_by_governance_is_refused(probe, oracle_io, key):
 def test_directives_apply_in_order_and_never_go_back_without_a_rollback(probe, oracle_io):
     v100, v110 = oracle_io.bundles
     send(oracle_io, v110, 2, '1.1.0', seq=10)
-    assert probe.spin_until(lambda: oracle_io.running and oracle_io.running[-1].data == '1.1.0',
-                            10.0)
+    assert probe.spin_until(
+        lambda: oracle_io.running and oracle_io.running[-1].active_version == '1.1.0', 10.0)
     send(oracle_io, v100, 1, '1.0.0', seq=5)              # a replayed, older directive
     refused(probe, oracle_io, 'not newer')
     send(oracle_io, v100, 1, '1.0.0', seq=11)             # newer, but not a rollback
     refused(probe, oracle_io, 'not a rollback')
     send(oracle_io, v100, 1, '1.0.0', seq=12, rollback=True)
-    assert probe.spin_until(lambda: oracle_io.running[-1].data == '1.0.0', 10.0)
+    assert probe.spin_until(lambda: oracle_io.running[-1].active_version == '1.0.0', 10.0)
+
+
+def test_a_candidate_is_scored_beside_the_active_release(probe, oracle_io):
+    """Staged rollout: two signed verdicts per proposal, and a signed report naming both."""
+    v100, v110 = oracle_io.bundles
+    send(oracle_io, v100, 1, '1.0.0', candidate=(v110, 2, '1.1.0'))
+    assert probe.spin_until(lambda: oracle_io.running
+                            and oracle_io.running[-1].candidate_version == '1.1.0', 10.0)
+    report = oracle_io.running[-1]
+    key = load_message_key(KEYS / 'oracle.pem')
+    key.private.public_key().verify(bytes(report.signature), running_bytes(
+        report.epoch, report.seq, report.active_version, report.active_number,
+        report.candidate_version, report.candidate_number))
+    verdicts = probe.collect(SafetySignals, topics.SAFETY_SIGNALS, qos.STREAM)
+    pub = probe.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
+    wait_matched(probe, pub)
+
+    def both():
+        return {v.oracle_version for v in verdicts} == {'1.0.0', '1.1.0'}
+    for seq in range(1, 30):
+        _, raw = signed_bytes(straight(1.5, 1.0, 0.0, 0.5, seq=seq, stamp_ns=probe.now_ns()),
+                              load_message_key(KEYS / 'proposer.pem'))
+        pub.publish(raw)
+        if probe.spin_until(both, 0.5):
+            break
+    assert both() and all(len(v.signature) == 64 for v in verdicts)
+
+
+def test_a_candidate_not_newer_than_the_active_release_is_refused(probe, oracle_io):
+    v100, v110 = oracle_io.bundles
+    send(oracle_io, v110, 2, '1.1.0', candidate=(v100, 1, '1.0.0'))
+    refused(probe, oracle_io, 'not newer than the active')

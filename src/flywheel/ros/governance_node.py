@@ -26,14 +26,14 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from std_msgs.msg import String
 
 from alignment_flywheel.msg import GovernanceEvent, OracleRelease
+from alignment_flywheel.msg import OracleRunning
 from alignment_flywheel.msg import OracleStatus as OracleStatusMsg
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
-from flywheel.auth import load_message_key
+from flywheel.auth import ORACLE, Keyring, load_message_key
 from flywheel.errors import FlywheelError, ReleaseError
-from flywheel.oracle.directive import Directive
+from flywheel.oracle.directive import Directive, running_bytes
 from flywheel.oracle_status import OracleStatus
 from flywheel.provision import NODE_KEYS, ROOT, key_path
 from flywheel.release.config import GovernanceConfig
@@ -63,6 +63,7 @@ class GovernanceNode(LifecycleNode):
         self.problem = ''             # why the last configure failed
         self.active = False
         self.running = ''             # the version the Oracle node reports it runs
+        self.running_candidate = ''
         self.swap: Swap | None = None
         self.epoch = time.time_ns()
         self.event_seq = self.status_seq = self.directive_seq = 0
@@ -80,8 +81,8 @@ class GovernanceNode(LifecycleNode):
         self.create_service(Rollback, topics.ROLLBACK, self.on_rollback, callback_group=control)
         self.create_service(GetStatus, topics.GET_STATUS, self.on_get_status,
                             callback_group=control)
-        self.create_subscription(String, topics.ORACLE_ACTIVE, self.on_oracle_active, qos.STATUS,
-                                 callback_group=control)
+        self.create_subscription(OracleRunning, topics.ORACLE_RUNNING, self.on_oracle_running,
+                                 qos.STATUS, callback_group=control)
         self.create_timer(HEARTBEAT_S, self.on_heartbeat, callback_group=control)
         diagnostics.report_health(self, 'governance', self.health, callback_group=control)
 
@@ -249,10 +250,26 @@ class GovernanceNode(LifecycleNode):
             response.status = status_to_msg(self._signed(self._status()))
         return response
 
-    def on_oracle_active(self, msg: String) -> None:
-        if msg.data != self.running:
-            self.get_logger().info(f'the Oracle runs {msg.data}')
-            self.running = msg.data
+    def on_oracle_running(self, msg: OracleRunning) -> None:
+        """Believed only when signed by an Oracle key of the trust root (authenticate)."""
+        governor = self.governor
+        if self.config.authenticate:
+            if governor is None:
+                return
+            problem = Keyring.from_root(governor.root).check(
+                ORACLE, msg.key_id, bytes(msg.signature), running_bytes(
+                    msg.epoch, msg.seq, msg.active_version, msg.active_number,
+                    msg.candidate_version, msg.candidate_number))
+            if problem is not None:
+                self.get_logger().warning(f'report of what the Oracle runs ignored: {problem}',
+                                          throttle_duration_sec=5.0)
+                return
+        if (msg.active_version, msg.candidate_version) != (self.running,
+                                                           self.running_candidate):
+            self.get_logger().info(f'the Oracle runs {msg.active_version}'
+                                   + (f' with candidate {msg.candidate_version}'
+                                      if msg.candidate_version else ''))
+            self.running, self.running_candidate = msg.active_version, msg.candidate_version
             self._publish_status()
 
     def on_heartbeat(self) -> None:
@@ -347,11 +364,15 @@ class GovernanceNode(LifecycleNode):
             self.governor.root_bytes(active.root_version)))
         msg = OracleRelease(epoch=directive.epoch, seq=directive.seq,
                             oracle_version=directive.oracle_version, number=directive.number,
-                            rollback=directive.rollback, key_id=directive.key_id,
-                            signature=list(directive.signature))
+                            rollback=directive.rollback,
+                            candidate_version=directive.candidate_version,
+                            candidate_number=directive.candidate_number,
+                            key_id=directive.key_id, signature=list(directive.signature))
         msg.header.stamp = to_time(self.wall_ns())
         msg.bundle = array('B', directive.bundle)
         msg.root = array('B', directive.root)
+        msg.candidate_bundle = array('B', directive.candidate_bundle)
+        msg.candidate_root = array('B', directive.candidate_root)
         self.release_pub.publish(msg)
 
     def _transition(self, transition: str, start: str, goal: str, detail: str = '') -> None:

@@ -26,10 +26,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from alignment_flywheel.msg import OracleRelease
+from alignment_flywheel.msg import OracleRelease, OracleRunning
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg
 from flywheel.auth import GOVERNANCE, Keyring, MessageKey, load_message_key
@@ -37,7 +36,7 @@ from flywheel.errors import FlywheelError, ReleaseError
 from flywheel.files import read_file
 from flywheel.health import Health, LatencyWindow, Level, RateCounter, counts_text
 from flywheel.oracle.config import OracleConfig
-from flywheel.oracle.directive import Directive, directive_problem
+from flywheel.oracle.directive import Directive, directive_problem, running_bytes
 from flywheel.oracle.oracle import Oracle
 from flywheel.oracle.spec import load_spec
 from flywheel.proposal import ProposalLimits
@@ -74,7 +73,10 @@ class OracleNode(LifecycleNode):
                                  raw=True)
         self.root = None
         self.oracle: Oracle | None = None
+        self.candidate: Oracle | None = None       # a release on trial, scored beside
         self.number = 0                     # the running release's number (0: the base spec)
+        self.candidate_number = 0
+        self.report_seq = 0
         self.key: MessageKey | None = None
         self._lock = threading.Lock()
         self._pending: Directive | None = None
@@ -84,7 +86,8 @@ class OracleNode(LifecycleNode):
         self._roots: dict[int, bytes] = {}
         self.markers_pub = self.create_publisher(MarkerArray, topics.ORACLE_MARKERS, qos.STATUS)
         if self.config.follow_governance:
-            self.active_pub = self.create_publisher(String, topics.ORACLE_ACTIVE, qos.STATUS)
+            self.running_pub = self.create_publisher(OracleRunning, topics.ORACLE_RUNNING,
+                                                     qos.STATUS)
             self.create_subscription(OracleRelease, topics.ORACLE_RELEASE, self.on_release,
                                      qos.STATUS)
             threading.Thread(target=self._verify_loop, daemon=True, name='release-verify').start()
@@ -171,8 +174,9 @@ class OracleNode(LifecycleNode):
 
     def on_release(self, msg: OracleRelease) -> None:
         directive = Directive(msg.epoch, msg.seq, msg.number, msg.oracle_version, msg.rollback,
-                              bytes(msg.bundle), bytes(msg.root), msg.key_id,
-                              bytes(msg.signature))
+                              bytes(msg.bundle), bytes(msg.root), msg.candidate_version,
+                              msg.candidate_number, bytes(msg.candidate_bundle),
+                              bytes(msg.candidate_root), msg.key_id, bytes(msg.signature))
         with self._lock:
             self._pending = directive      # only the newest waits; an older one is dropped
         self._wake.set()
@@ -192,7 +196,7 @@ class OracleNode(LifecycleNode):
             problem = directive_problem(directive, applied, running)
             if problem is None:
                 try:
-                    oracle, root = self._verify(directive)
+                    oracle, candidate, root = self._verify(directive)
                 except ReleaseError as exc:
                     problem = f'{type(exc).__name__}: {exc}'
             if problem is not None:
@@ -203,11 +207,11 @@ class OracleNode(LifecycleNode):
                                         f'{self.oracle.spec.version if self.oracle else "nothing"}')
                 continue
             with self._lock:
-                self._ready = (oracle, root, directive)
+                self._ready = (oracle, candidate, root, directive)
                 self._applied = (directive.epoch, directive.seq)
                 self.number = directive.number
 
-    def _verify(self, d: Directive) -> tuple[Oracle, object]:
+    def _verify(self, d: Directive) -> tuple[Oracle, Oracle | None, object]:
         """Defence in depth: the same checks as governance. The directive carries the root that
         verified its release: a newer one is taken only as a valid rotation of ours; an older one
         (a rollback past a rotation) only if it is byte for byte a root we trusted before. The
@@ -230,27 +234,64 @@ class OracleNode(LifecycleNode):
                                                     d.canonical_bytes())
             if problem is not None:
                 raise ReleaseError(f'directive: {problem}')
-        release = verify_bundle(d.bundle, release_root, now, installed_number=0,
-                                allow_same=True)
-        if release.number != d.number or release.oracle_version != d.oracle_version:
-            raise ReleaseError(f'directive names release {d.number} ({d.oracle_version}), the '
-                               f'bundle is {release.number} ({release.oracle_version})')
+        release = self._check(d.bundle, release_root, now, d.number, d.oracle_version)
+        candidate = None
+        if d.candidate_number:
+            candidate_root = root
+            if d.candidate_root and d.candidate_root != d.root:
+                carried = load_root(d.candidate_root)
+                if carried.signed.version > root.signed.version:
+                    verify_rotation(root, carried, now)
+                    root = candidate_root = carried
+                elif self._roots.get(carried.signed.version) != d.candidate_root:
+                    raise ReleaseError('candidate carries a trust root this Oracle never '
+                                       'trusted')
+            candidate = self._build(self._check(d.candidate_bundle, candidate_root, now,
+                                                d.candidate_number, d.candidate_version).spec)
         if root is not self.root:
-            self._roots[root.signed.version] = d.root
-        return self._build(release.spec), root
+            self._roots[root.signed.version] = root_bytes_of(d, root)
+        return self._build(release.spec), candidate, root
+
+    @staticmethod
+    def _check(bundle: bytes, root, now, number: int, version: str):
+        release = verify_bundle(bundle, root, now, installed_number=0, allow_same=True)
+        if release.number != number or release.oracle_version != version:
+            raise ReleaseError(f'directive names release {number} ({version}), the bundle is '
+                               f'{release.number} ({release.oracle_version})')
+        return release
 
     def _swap_if_ready(self) -> None:
         if self._ready is None:
             return
         with self._lock:
-            (oracle, root, directive), self._ready = self._ready, None
+            (oracle, candidate, root, directive), self._ready = self._ready, None
         old = self.oracle.spec.version if self.oracle else 'nothing'
-        self.oracle, self.root = oracle, root
+        self.oracle, self.candidate, self.root = oracle, candidate, root
+        self.candidate_number = directive.candidate_number
         self._publish_zones(oracle)
-        self.active_pub.publish(String(data=oracle.spec.version))
-        self.get_logger().info(f'swapped Oracle {old} -> {oracle.spec.version} (release '
+        self._report_running()
+        self.get_logger().info(f'running Oracle {oracle.spec.version} (release '
                                f'{directive.number}{", rollback" if directive.rollback else ""}'
-                               f'): {self._describe(oracle)}')
+                               f', was {old})'
+                               + (f' with candidate {candidate.spec.version} (release '
+                                  f'{directive.candidate_number}) beside it' if candidate else '')
+                               + f': {self._describe(oracle)}')
+
+    def _report_running(self) -> None:
+        """What runs, signed: governance believes a swap only from this."""
+        self.report_seq += 1
+        report = OracleRunning(epoch=self.epoch, seq=self.report_seq,
+                               active_version=self.oracle.spec.version, active_number=self.number,
+                               candidate_version=(self.candidate.spec.version
+                                                  if self.candidate else ''),
+                               candidate_number=self.candidate_number if self.candidate else 0)
+        report.header.stamp = self.get_clock().now().to_msg()
+        if self.key is not None:
+            report.key_id = self.key.key_id
+            report.signature = list(self.key.sign(running_bytes(
+                report.epoch, report.seq, report.active_version, report.active_number,
+                report.candidate_version, report.candidate_number)))
+        self.running_pub.publish(report)
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -259,7 +300,8 @@ class OracleNode(LifecycleNode):
             return
         if self.root is not None:
             self._swap_if_ready()
-        oracle = self.oracle  # one release per evaluation, even if a swap lands meanwhile
+        # one release per evaluation, even if a swap lands meanwhile
+        oracle, candidate = self.oracle, self.candidate
         if oracle is None:
             return
         started = time.perf_counter_ns()
@@ -270,17 +312,26 @@ class OracleNode(LifecycleNode):
             self.get_logger().warning(f'unreadable proposal {exc.proposal_id!r}: {exc}',
                                       throttle_duration_sec=1.0)
             return
-        now_ns = self.get_clock().now().nanoseconds
-        if now_ns - proposal.stamp_ns > self.config.shed_age * 1e9:
-            signals = oracle.shed(proposal)
+        shed = (self.get_clock().now().nanoseconds - proposal.stamp_ns
+                > self.config.shed_age * 1e9)
+        if shed:
             self.counts['shed'] += 1
             self.get_logger().warning('overloaded: answering late proposals unscored (SHED)',
                                       throttle_duration_sec=1.0)
+        self._answer(oracle, proposal, shed, started)      # the active release's first
+        if candidate is not None:
+            self._answer(candidate, proposal, shed, time.perf_counter_ns())
+
+    def _answer(self, oracle: Oracle, proposal, shed: bool, started: int) -> None:
+        """Score (or shed), number, stamp, sign and publish one verdict."""
+        if shed:
+            signals = oracle.shed(proposal)
         else:
             try:
                 signals = oracle.evaluate(proposal)
             except Exception as exc:  # noqa: BLE001 - a scoring bug must stop the robot
-                self.get_logger().error(f'scoring {proposal.proposal_id} failed: {exc!r}')
+                self.get_logger().error(f'scoring {proposal.proposal_id} with '
+                                        f'{oracle.spec.version} failed: {exc!r}')
                 signals = oracle.rejected(proposal, ['internal:scoring_error'])
         self.seq += 1
         signals = replace(signals, stamp_ns=self.get_clock().now().nanoseconds, epoch=self.epoch,
@@ -315,6 +366,14 @@ class OracleNode(LifecycleNode):
         self.diagnostics_pub.publish(diagnostics.health_to_msg([Health(
             'alignment_flywheel: oracle', self.get_fully_qualified_name(), level, message,
             values)], self.get_clock().now().nanoseconds))
+
+
+def root_bytes_of(d: Directive, root) -> bytes:
+    """The bytes of a root a directive carried (the active release's or the candidate's)."""
+    for data in (d.root, d.candidate_root):
+        if data and load_root(data).signed.version == root.signed.version:
+            return data
+    return root.to_bytes()
 
 
 def wall_now() -> datetime:

@@ -9,7 +9,7 @@ INCIDENTS = 'incidents'
 GOVERNANCE_EVENTS = 'governance/events'   # releases, refusals, lifecycle transitions
 ORACLE_STATUS = 'oracle_status'
 ORACLE_RELEASE = 'oracle_release'
-ORACLE_ACTIVE = 'oracle/active_version'   # what the Oracle node actually runs
+ORACLE_RUNNING = 'oracle/running'         # what the Oracle node actually runs (signed)
 ORACLE_MARKERS = 'oracle/markers'         # the zones of the spec in force (transient local)
 MARKERS = 'markers'                       # recent proposals by Gate action, the footprint
 # Services live under the node that offers them (/<namespace>/governance/submit_release), like
