@@ -155,6 +155,26 @@ class DuplicateKeyError(OperatorKeyError):
     """The same key material is listed more than once (it would count twice toward a threshold)."""
 
 
+class RegressionFailedError(ReleaseError):
+    """The regression suite a release carries did not pass 100 % against its own Oracle and the
+    Gate's risk policy (a golden proposal no longer allowed, a recorded incident no longer
+    blocked, or a case not scored). ``failures`` lists every failed case."""
+
+    def __init__(self, message: str, failures: tuple = ()):
+        super().__init__(message)
+        self.failures = tuple(failures)
+
+
+class RolloutError(ReleaseError):
+    """A rollout request is refused: no candidate in rollout, another release's number, an
+    unknown action, or a move the rollout no longer allows (it has ended)."""
+
+
+class RolloutRequiredError(RolloutError):
+    """A release whose rollout plan has stages before full was asked to become active at once
+    (only `Governor.accept` may take it, as a candidate)."""
+
+
 class StoreError(ReleaseError):
     """The robot's release store is unreadable, corrupt, or cannot be written."""
 

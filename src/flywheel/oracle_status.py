@@ -31,13 +31,14 @@ class OracleStatus:
     candidate_version: str = ''          # a release on trial (staged rollout)
     candidate_number: int = 0
     stage: int = 0                       # STAGE_NONE, STAGE_SHADOW, STAGE_CANARY
+    rollout: str = ''                    # the rollout in words
     key_id: str = ''
     signature: bytes = b''
 
     def canonical_bytes(self) -> bytes:
         parts = [_MAGIC, struct.pack('<QQq', self.epoch, self.seq, self.stamp_ns)]
         for text in (self.state, self.active_version, self.previous_version, self.oracle_running,
-                     self.last_rejection, self.candidate_version):
+                     self.last_rejection, self.candidate_version, self.rollout):
             _put(parts, text.encode('utf-8'))
         parts.append(struct.pack('<QQQQBII', self.active_number, self.previous_number,
                                  self.installed_max, self.candidate_number, self.stage,

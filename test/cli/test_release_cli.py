@@ -6,7 +6,7 @@ import json
 import pytest
 
 from flywheel.cli.main import build_parser, exit_code, main
-from flywheel.errors import (GovernanceTimeoutError, GovernanceUnreachableError, InputError,
+from flywheel.errors import (NodeTimeoutError, NodeUnreachableError, InputError,
                              UnsignedReleaseError)
 from test.conftest import CONFIG
 
@@ -102,8 +102,8 @@ def test_every_release_option_has_help():
 def test_one_map_from_errors_to_exit_codes():
     assert exit_code(UnsignedReleaseError('x')) == 1
     assert exit_code(InputError('x')) == 2
-    assert exit_code(GovernanceUnreachableError('x')) == 3
-    assert exit_code(GovernanceTimeoutError('x')) == 3
+    assert exit_code(NodeUnreachableError('x')) == 3
+    assert exit_code(NodeTimeoutError('x')) == 3
 
 
 def test_root_verify_needs_old_or_first_install(desk, capsys):
@@ -192,7 +192,7 @@ def no_governance(monkeypatch):
 
 def test_push_that_times_out_says_it_may_still_install(desk, capsys, no_governance):
     assert main(['release', 'build', 'spec.yaml', '--number', '2', '--out', 'r2.tar.gz']) == 0
-    no_governance(GovernanceTimeoutError('governance/submit_release: no answer within 0.5 s'))
+    no_governance(NodeTimeoutError('governance/submit_release: no answer within 0.5 s'))
     assert main(['release', 'push', 'r2.tar.gz', '--timeout', '0.5']) == 3
     err = capsys.readouterr().err
     assert 'waiting up to 0.5 s' in err                 # progress before the wait
@@ -201,7 +201,7 @@ def test_push_that_times_out_says_it_may_still_install(desk, capsys, no_governan
 
 def test_push_without_governance_is_exit_3(desk, capsys, no_governance):
     assert main(['release', 'build', 'spec.yaml', '--number', '2', '--out', 'r2.tar.gz']) == 0
-    no_governance(GovernanceUnreachableError('no governance node answers'))
+    no_governance(NodeUnreachableError('no governance node answers'))
     assert main(['release', 'push', 'r2.tar.gz']) == 3
     assert main(['status']) == 3
 

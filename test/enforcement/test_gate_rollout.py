@@ -103,3 +103,13 @@ def test_without_a_rollout_a_candidate_version_counts_for_nothing(policy, oracle
     gate.on_proposal(p, at(0))
     d, = gate.on_signals(verdict(oracle, p, '1.1.0'), at(1))
     assert d.reasons == (Reason.UNKNOWN_ORACLE_VERSION,)
+
+
+def test_a_shadow_verdict_after_its_proposal_was_approved_is_judged_alone(policy, oracle):
+    """The active release's approval of the same proposal must not read as 'superseded'."""
+    gate = gate_in(policy, Stage.SHADOW)
+    p = prop()
+    gate.on_proposal(p, at(0))
+    gate.on_signals(verdict(oracle, p), at(1))
+    shadow, = gate.on_signals(verdict(oracle, p, '1.1.0'), at(2))
+    assert (shadow.action, shadow.reasons) == (Action.ALLOW, (Reason.WITHIN_POLICY,))

@@ -14,6 +14,7 @@ from flywheel.errors import (BadReleaseNumberError, CorruptBundleError, ExpiredR
 from flywheel.release.bundle import (ROOT, SPEC, TARGETS, _pack, build_bundle, read_bundle,
                                      sign_bundle, verify_bundle)
 from flywheel.release.keys import generate_key, load_signer
+from test.conftest import CONFIG
 from test.release.conftest import LATER, NOW, craft, spec_bytes
 
 
@@ -227,3 +228,129 @@ def test_a_refusal_names_the_bundle_and_its_signers(operators, root):
         verify_bundle(bundle, root, NOW, 1)
     assert caught.value.bundle_sha256 == hashlib.sha256(bundle).hexdigest()
     assert caught.value.key_ids == (operators[0][0].public_key.keyid,)
+
+
+# -- the rollout plan and the regression suite travel signed (issue: staged rollout) -------------
+
+PLAN_FULL = b'stages: [full]\n'
+SUITE = b"""
+golden:
+  - {id: aisle_south, start: [1.0, 1.0, 0.0], twist: [0.5, 0.0], points: 20, dt: 0.1}
+incidents:
+  - {id: shelf_a_head_on, start: [3.0, 4.0, 0.0], twist: [0.5, 0.0], points: 20, dt: 0.1}
+"""
+
+
+def with_members(operators, **members):
+    bundle = build_bundle(spec_bytes(), 2, LATER, **members)
+    for signer, _ in operators[:2]:
+        bundle = sign_bundle(bundle, signer)
+    return bundle
+
+
+def test_the_plan_and_suite_are_pinned_and_parsed(operators, root):
+    from flywheel.release.bundle import PLAN, REGRESSION
+    from flywheel.release.rollout import DEFAULT_PLAN, IMMEDIATE
+    plan = (CONFIG / 'rollout.yaml').read_bytes()
+    bundle = with_members(operators, plan=plan, regression=SUITE)
+    targets = Metadata.from_bytes(read_bundle(bundle)[TARGETS]).signed.targets
+    assert (targets[PLAN].length, targets[REGRESSION].length) == (len(plan), len(SUITE))
+    release = verify_bundle(bundle, root, NOW, 1)
+    assert release.plan == DEFAULT_PLAN
+    assert [c.id for c in release.regression.cases] == ['aisle_south', 'shelf_a_head_on']
+    assert verify_bundle(with_members(operators, plan=PLAN_FULL), root, NOW, 1).plan == IMMEDIATE
+
+
+def test_a_release_without_them_has_neither(operators, root):
+    release = verify_bundle(signed(operators), root, NOW, 1)
+    assert release.plan is None and release.regression is None
+
+
+def test_an_unpinned_plan_added_to_a_signed_release(operators, root):
+    """Anyone on the way could add `stages: [full]` to skip every stage: it must be signed."""
+    from flywheel.release.bundle import PLAN
+    files = read_bundle(signed(operators))
+    with pytest.raises(UnpinnedFileError, match=r"\['rollout.yaml'\] not pinned"):
+        verify_bundle(_pack({**files, PLAN: PLAN_FULL}), root, NOW, 1)
+
+
+def test_a_pinned_plan_swapped_after_signing(operators, root):
+    from flywheel.release.bundle import PLAN
+    files = read_bundle(with_members(operators, plan=(CONFIG / 'rollout.yaml').read_bytes()))
+    with pytest.raises(TargetMismatchError, match='rollout.yaml'):
+        verify_bundle(_pack({**files, PLAN: PLAN_FULL}), root, NOW, 1)
+
+
+def test_a_pinned_suite_dropped_after_signing(operators, root):
+    from flywheel.release.bundle import REGRESSION
+    files = read_bundle(with_members(operators, regression=SUITE))
+    del files[REGRESSION]
+    with pytest.raises(UnpinnedFileError):
+        verify_bundle(_pack(files), root, NOW, 1)
+
+
+@pytest.mark.parametrize('member, data, field', [
+    ('plan', b'stages: [canary, shadow, full]\n', 'rollout.yaml.stages'),
+    ('plan', b'stages: [shadow, full]\nrules: {shadow: {min_samples: 0}}\n',
+     'rollout.yaml.rules.shadow'),
+    ('plan', b'stages: [full]\nskip: true\n', 'rollout.yaml.skip'),
+    ('plan', b'- full\n', 'rollout.yaml'),
+    ('plan', b'\xff\xfe', 'rollout.yaml'),
+    ('regression', b'golden: [{id: c, start: [1.0, 1.0, 0.0], twist: [0.5, 0.0], points: 2, '
+     b'dt: 0.1}]\n', 'regression.yaml.golden[0]'),
+    ('regression', b'incidents: [{id: c, start: [1.0, 1.0], twist: [0.5, 0.0], points: 9, '
+     b'dt: 0.1}]\n', 'regression.yaml.incidents[0].start'),
+])
+def test_a_bad_plan_or_suite_cannot_even_be_built(member, data, field):
+    with pytest.raises(ReleaseSchemaError, match=field.replace('[', r'\[').replace(']', r'\]')):
+        build_bundle(spec_bytes(), 2, LATER, **{member: data})
+
+
+def test_a_signed_but_malformed_plan_is_a_schema_error(operators, root):
+    """An operator signs a plan governance cannot follow: refused, never read as [full]."""
+    from tuf.api.metadata import TargetFile
+
+    from flywheel.release.bundle import PLAN
+    bad = b'stages: [shadow, full]\n'
+    files = read_bundle(signed(operators))
+    targets = Metadata.from_bytes(files[TARGETS])
+    targets.signed.targets[PLAN] = TargetFile.from_data(PLAN, bad, ['sha256'])
+    targets.signatures.clear()
+    for signer, _ in operators[:2]:
+        targets.sign(signer, append=True)
+    with pytest.raises(ReleaseSchemaError, match='rollout.yaml.rules.shadow'):
+        verify_bundle(_pack({**files, TARGETS: targets.to_bytes(), PLAN: bad}), root, NOW, 1)
+
+
+def test_a_plan_or_suite_over_the_size_limit(operators):
+    from flywheel.release.bundle import MAX_PLAN_BYTES, MAX_REGRESSION_BYTES
+    with pytest.raises(OversizeBundleError, match='rollout.yaml'):
+        build_bundle(spec_bytes(), 2, LATER, plan=b'#' * (MAX_PLAN_BYTES + 1))
+    with pytest.raises(OversizeBundleError, match='regression.yaml'):
+        build_bundle(spec_bytes(), 2, LATER, regression=b'#' * (MAX_REGRESSION_BYTES + 1))
+
+
+def test_an_oversize_suite_member_is_refused_before_it_is_read(root):
+    from flywheel.release.bundle import MAX_REGRESSION_BYTES, REGRESSION
+    big = _pack({TARGETS: b'{}', SPEC: spec_bytes(),
+                 REGRESSION: b'#' * (MAX_REGRESSION_BYTES + 1)})
+    with pytest.raises(OversizeBundleError, match='regression.yaml is'):
+        verify_bundle(big, root, NOW, 1)
+
+
+def test_release_build_carries_a_plan_and_a_suite(tmp_path, monkeypatch, capsys, root):
+    from flywheel.cli.main import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'spec.yaml').write_bytes(spec_bytes())
+    (tmp_path / 'plan.yaml').write_bytes(PLAN_FULL)
+    (tmp_path / 'suite.yaml').write_bytes(SUITE)
+    assert main(['release', 'build', 'spec.yaml', '--number', '2', '--plan', 'plan.yaml',
+                 '--regression', 'suite.yaml', '--out', 'r2.tar.gz']) == 0
+    assert 'carrying (and pinning) its rollout plan and a regression suite' in \
+        capsys.readouterr().out
+    files = read_bundle((tmp_path / 'r2.tar.gz').read_bytes())
+    assert files['rollout.yaml'] == PLAN_FULL and files['regression.yaml'] == SUITE
+    (tmp_path / 'bad.yaml').write_bytes(b'stages: [shadow]\n')
+    assert main(['release', 'build', 'spec.yaml', '--number', '2', '--plan', 'bad.yaml',
+                 '--out', 'x.tar.gz']) == 1
+    assert 'rollout.yaml.stages' in capsys.readouterr().err

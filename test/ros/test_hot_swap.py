@@ -27,6 +27,7 @@ from test.ros.conftest import wait_matched
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 PERIOD = 0.02
+IMMEDIATE_PLAN = b'stages: [full]\n'
 SPILL = '  - {id: spill_patch, polygon: [[2.2, 0.8], [2.6, 0.8], [2.6, 1.2], [2.2, 1.2]]}\n'
 BAD_REASONS = {GateDecision.REASON_UNKNOWN_ORACLE_VERSION, GateDecision.REASON_NO_VERDICT,
                GateDecision.REASON_STALE_VERDICT, GateDecision.REASON_STALE_PROPOSAL,
@@ -55,7 +56,9 @@ def releases(tmp_path):
         'keep_out:\n', 'keep_out:\n' + SPILL, 1)
     bundles = []
     for number, text in ((1, base), (2, patched)):
-        bundle = build_bundle(text.encode(), number, expires, parent='1.0.0' if number == 2 else '')
+        # installed at once (a signed plan may skip the staged rollout: test_rollout.py runs it)
+        bundle = build_bundle(text.encode(), number, expires,
+                              parent='1.0.0' if number == 2 else '', plan=IMMEDIATE_PLAN)
         for signer in signers[1:]:
             bundle = sign_bundle(bundle, signer)
         bundles.append(bundle)

@@ -24,6 +24,13 @@ class GovernanceEventKind(enum.IntEnum):
     DROPPED = 6          # a retained release no longer verifies and left the rollback slot
     SWAP_TIMEOUT = 7     # the Oracle did not confirm a swap in time
     ROOT_INSTALLED = 8   # a trust root was installed from the bootstrap file
+    STAGE_STARTED = 9    # a staged rollout's stage started (shadow, canary, full)
+    STAGE_PASSED = 10
+    STAGE_FAILED = 11
+    PAUSED = 12          # inconclusive: waits for an operator
+    PROMOTED = 13        # the candidate became the active release
+    ABORTED = 14         # the candidate was dropped
+    RESUMED = 15         # a rollout resumed after a restart
 
     @property
     def record_name(self) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from flywheel.auth import SIGNERS_FIELD, assign_signers
 from flywheel.errors import InputError, ReleaseError
-from flywheel.release.bundle import (MAX_BUNDLE_BYTES, MAX_RELEASE_NUMBER, build_bundle,
-                                     sign_bundle, spec_version)
+from flywheel.release.bundle import (MAX_BUNDLE_BYTES, MAX_PLAN_BYTES, MAX_REGRESSION_BYTES,
+                                     MAX_RELEASE_NUMBER, build_bundle, sign_bundle, spec_version)
 from flywheel.release.keys import generate_key, load_public, load_signer, public_path
 from flywheel.release.root import (MAX_ROOT_BYTES, check_self_signed, load_root, new_root, sign,
                                    verify_rotation)
@@ -91,10 +91,17 @@ def cmd_build(args) -> int:
         raise ReleaseError(f'--version {args.version}, but the spec says {version!r}')
     bundle = build_bundle(spec, args.number, _now() + timedelta(days=args.expires_days),
                           parent=args.parent,
-                          root=_read(args.root, MAX_ROOT_BYTES) if args.root else None)
+                          root=_read(args.root, MAX_ROOT_BYTES) if args.root else None,
+                          plan=_read(args.plan, MAX_PLAN_BYTES) if args.plan else None,
+                          regression=(_read(args.regression, MAX_REGRESSION_BYTES)
+                                      if args.regression else None))
     Path(args.out).write_bytes(bundle)
+    carried = [what for what, given in (('a trust root', args.root),
+                                        ('its rollout plan', args.plan),
+                                        ('a regression suite', args.regression)) if given]
     print(f'wrote {args.out}: Oracle {version}, release number {args.number}'
-          + (', carrying (and pinning) a trust root' if args.root else '')
+          + (f', carrying (and pinning) {" and ".join(carried)}' if carried else '')
+          + (', rolled out by the robot\'s default plan' if not args.plan else '')
           + f', unsigned; now `flywheel release sign {args.out} --key ...` by enough operators')
     return 0
 
@@ -221,6 +228,12 @@ def _client(verb: str):
     return run
 
 
+def _rollout(args) -> int:
+    if args.action != 'status' and not args.key:
+        raise InputError(f'rollout {args.action}: --key is required (a signed request)')
+    return _client('rollout')(args)
+
+
 def add_commands(sub) -> None:
     keygen = sub.add_parser('keygen', help='create an operator signing key (Ed25519)')
     keygen.add_argument('out', help='private key file to write (the .pub.json goes beside it)')
@@ -240,6 +253,14 @@ def add_commands(sub) -> None:
                        f'{MAX_DAYS:g}; default 30)')
     build.add_argument('--root', help='a rotated trust root (signed by the old and new '
                        'thresholds) to ship with the release; the release pins it')
+    build.add_argument('--plan', metavar='FILE',
+                       help='the staged rollout plan (YAML like config/rollout.yaml; '
+                       '`stages: [full]` installs at once) the release carries, signed with it '
+                       "(default: none, the robot's default plan applies)")
+    build.add_argument('--regression', metavar='FILE',
+                       help='the regression suite (YAML: golden proposals that must stay '
+                       'allowed, incidents that must be blocked) the robot runs before staging '
+                       'the release; it must pass 100 %%')
     build.add_argument('--out', required=True, help='bundle file to write (.tar.gz)')
     build.set_defaults(func=cmd_build)
     sign_ = verbs.add_parser('sign', help='append your signature to a release')
@@ -290,6 +311,22 @@ def add_commands(sub) -> None:
     rollback.add_argument('--namespace', default='',
                       help='the graph\'s ROS namespace, e.g. /robot_1 (default: none)')
     rollback.set_defaults(func=_client('rollback'))
+
+    rollout = sub.add_parser('rollout', help='the staged rollout of a candidate release: '
+                             'status, or a signed promote (the current stage passes) or abort')
+    rollout.add_argument('action', choices=['status', 'promote', 'abort'])
+    rollout.add_argument('--key', help='a root operator private key (PEM); promote and abort '
+                         'are signed requests')
+    rollout.add_argument('--number', type=RELEASE_NUMBER, default=0,
+                         help='the candidate release number (default: asked of governance)')
+    rollout.add_argument('--ttl', type=positive_float(3600.0), default=60.0,
+                         help='the signed request is valid this long, seconds (<= 3600; '
+                         'default 60)')
+    rollout.add_argument('--timeout', type=SECONDS, default=10.0,
+                         help='seconds to wait for governance to answer (default 10)')
+    rollout.add_argument('--namespace', default='',
+                         help='the graph\'s ROS namespace, e.g. /robot_1 (default: none)')
+    rollout.set_defaults(func=_rollout)
 
     root = sub.add_parser('root', help='create, sign, rotate and verify the trust root')
     verbs = root.add_subparsers(dest='verb', required=True, metavar='VERB')

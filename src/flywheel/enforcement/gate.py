@@ -237,9 +237,12 @@ class Gate:
         return [self._decide(proposal, findings, now,
                              verdicts=tuple((v, most_restrictive(fs)[0]) for v, fs in judged))]
 
-    def _judge(self, proposal: Proposal, signals: SafetySignals, now: Now) -> list[Finding]:
-        """Every finding one verdict leads to: binding, then the policy, then the anchor."""
-        findings = self._binding(proposal, signals, now)
+    def _judge(self, proposal: Proposal, signals: SafetySignals, now: Now,
+               shadow: bool = False) -> list[Finding]:
+        """Every finding one verdict leads to: binding, then the policy, then the anchor. A
+        shadow verdict is judged as if it had decided alone (the active release's approval of
+        the same proposal does not supersede it)."""
+        findings = self._binding(proposal, signals, now, shadow)
         if not findings:
             findings = self.policy.assess(signals)
         if not any(f.action > Action.DEGRADE for f in findings):
@@ -256,7 +259,7 @@ class Gate:
         if signals.proposal_digest != proposal.digest:
             return [self._ignore(signals, Reason.DIGEST_MISMATCH,
                                  'shadow verdict for another digest', now)]
-        action, ordered = most_restrictive(self._judge(proposal, signals, now))
+        action, ordered = most_restrictive(self._judge(proposal, signals, now, shadow=True))
         self.counts['shadow'] += 1
         return [Decision(proposal.proposal_id, proposal.proposer_id, proposal.digest, action,
                          ordered, signals.oracle_version, self.policy.version, None, now.ros_ns,
@@ -357,7 +360,8 @@ class Gate:
             self.counts['lost'] += proposal.seq - last[1] - 1
         self._last_seen[proposal.proposer_id] = (proposal.epoch, proposal.seq)
 
-    def _binding(self, proposal: Proposal, signals: SafetySignals, now: Now) -> list[Finding]:
+    def _binding(self, proposal: Proposal, signals: SafetySignals, now: Now,
+                 shadow: bool = False) -> list[Finding]:
         """Does this verdict bind to this proposal and to what the Gate will execute?"""
         findings = []
         candidate = self.candidate
@@ -377,7 +381,8 @@ class Gate:
         if now.ros_ns - proposal.stamp_ns > _ns(self.config.proposal_timeout):
             findings.append(Finding(Action.BLOCK, Reason.STALE_PROPOSAL,
                                     f'{(now.ros_ns - proposal.stamp_ns) * 1e-9:.3f}s old'))
-        if (proposal.epoch, proposal.seq) <= self._last_approved.get(proposal.proposer_id, (-1, -1)):
+        if not shadow and (proposal.epoch, proposal.seq) <= self._last_approved.get(
+                proposal.proposer_id, (-1, -1)):
             findings.append(Finding(Action.BLOCK, Reason.STALE_PROPOSAL,
                                     'superseded by a newer approved proposal'))
         covered = (signals.scored_hold, signals.anchor_tolerance, signals.anchor_yaw_tolerance)

@@ -1,6 +1,7 @@
 """The release bundle: a gzip'd ustar archive of `targets.json` (TUF targets metadata, signed by
-operators), the Oracle spec it pins (length and sha256), and optionally a new `root.json` it pins
-the same way.
+operators), the Oracle spec it pins (length and sha256), and optionally, each pinned the same way:
+a new `root.json`, the rollout plan `rollout.yaml` (flywheel/release/rollout.py) and the
+regression suite `regression.yaml` (flywheel/release/regression.py).
 
 `verify_bundle` checks a bundle against one given trust root; `verify_submission`
 (flywheel/release/submission.py) adds the trust root a bundle may carry and is the one path by
@@ -10,8 +11,9 @@ only), every member pinned by the targets metadata and nothing else in the archi
 against the trusted root (threshold of trusted keys; unknown keys count for nothing), the release
 number in 1..MAX_RELEASE_NUMBER, expiry, the number strictly above the installed one
 (anti-rollback), the pinned length and hash of every member, the spec's size limits (on the YAML
-event stream, before anything is built) and its schema. Each failure is its own ReleaseError
-subclass, and nothing is returned unless all pass.
+event stream, before anything is built) and its schema, then the plan's and the suite's (each case
+a well-formed proposal for that spec). Each failure is its own ReleaseError subclass, and nothing
+is returned unless all pass.
 """
 from __future__ import annotations
 
@@ -29,14 +31,20 @@ from flywheel.errors import (BadReleaseNumberError, CorruptBundleError, ExpiredR
                              TargetMismatchError, UnpinnedFileError, UnsignedReleaseError)
 from flywheel.oracle.spec import OracleSpec, parse_spec
 from flywheel.release.archive import pack, unpack
+from flywheel.release.regression import RegressionSuite, parse_suite
 from flywheel.release.root import MAX_ROOT_BYTES, load_root, tuf_reason
+from flywheel.release.rollout import RolloutPlan, parse_plan
 from flywheel.yamldoc import parse_yaml
 
 TARGETS, SPEC, ROOT = 'targets.json', 'oracle_spec.yaml', 'root.json'
+PLAN, REGRESSION = 'rollout.yaml', 'regression.yaml'
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024     # the bundle as sent
 MAX_SPEC_BYTES = 4 * 1024 * 1024        # the spec YAML (its node count is bounded separately)
 MAX_TARGETS_BYTES = 64 * 1024           # targets.json (room for a few hundred signatures)
-MEMBERS = {TARGETS: MAX_TARGETS_BYTES, SPEC: MAX_SPEC_BYTES, ROOT: MAX_ROOT_BYTES}
+MAX_PLAN_BYTES = 256 * 1024             # rollout.yaml
+MAX_REGRESSION_BYTES = 256 * 1024       # regression.yaml (<= 1,000 cases of <= 200 points)
+MEMBERS = {TARGETS: MAX_TARGETS_BYTES, SPEC: MAX_SPEC_BYTES, ROOT: MAX_ROOT_BYTES,
+           PLAN: MAX_PLAN_BYTES, REGRESSION: MAX_REGRESSION_BYTES}
 ALLOWED = set(MEMBERS)
 # The largest archive a bundle may unpack to: its members, their headers and padding, the end.
 MAX_UNPACKED_BYTES = sum(MEMBERS.values()) + 32 * 1024
@@ -58,15 +66,19 @@ class VerifiedRelease:
     signed_by: tuple[str, ...]  # key ids whose signatures verified
     new_root: bytes | None      # the root.json it carries (pinned), if any
     root_version: int = 0       # the version of the trust root it was verified against
+    plan: RolloutPlan | None = None            # its signed rollout plan (None: the default)
+    regression: RegressionSuite | None = None  # its signed regression suite, if any
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires
 
 
 def build_bundle(spec_bytes: bytes, number: int, expires: datetime, parent: str = '',
-                 root: bytes | None = None) -> bytes:
-    """An unsigned bundle for ``spec_bytes`` (which must parse as an Oracle spec); a ``root``
-    shipped with it is pinned like the spec."""
+                 root: bytes | None = None, plan: bytes | None = None,
+                 regression: bytes | None = None) -> bytes:
+    """An unsigned bundle for ``spec_bytes`` (which must parse as an Oracle spec); a ``root``,
+    rollout ``plan`` and ``regression`` suite shipped with it are checked and pinned like the
+    spec."""
     check_release_number(number)
     if len(spec_bytes) > MAX_SPEC_BYTES:
         raise OversizeBundleError(f'{SPEC} is {len(spec_bytes)} bytes > {MAX_SPEC_BYTES}')
@@ -75,13 +87,20 @@ def build_bundle(spec_bytes: bytes, number: int, expires: datetime, parent: str 
     target = TargetFile.from_data(SPEC, spec_bytes, ['sha256'])
     target.unrecognized_fields['custom'] = {'oracle_version': spec.version,
                                             'parent_version': parent}
-    pinned = {SPEC: target}
+    files = {SPEC: spec_bytes}
     if root is not None:
         load_root(root)
-        pinned[ROOT] = TargetFile.from_data(ROOT, root, ['sha256'])
+        files[ROOT] = root
+    if plan is not None:
+        _parse_plan(_bounded(PLAN, plan))
+        files[PLAN] = plan
+    if regression is not None:
+        _parse_suite(_bounded(REGRESSION, regression), spec)
+        files[REGRESSION] = regression
+    pinned = {name: TargetFile.from_data(name, data, ['sha256']) for name, data in files.items()}
+    pinned[SPEC] = target
     targets = Metadata(Targets(version=number, expires=expires, targets=pinned))
-    return pack({TARGETS: targets.to_bytes(), SPEC: spec_bytes,
-                 **({ROOT: root} if root is not None else {})})
+    return pack({TARGETS: targets.to_bytes(), **files})
 
 
 def sign_bundle(bundle: bytes, signer: Signer) -> bytes:
@@ -179,9 +198,11 @@ def check_release(files: dict[str, bytes], metadata: Metadata[Targets], sha256: 
     if signed_version != spec.version:
         raise ReleaseSchemaError(f'signed oracle_version {signed_version!r} differs from the '
                                  f'spec\'s {spec.version!r}')
+    plan = _parse_plan(files[PLAN]) if PLAN in files else None
+    suite = _parse_suite(files[REGRESSION], spec) if REGRESSION in files else None
     return VerifiedRelease(targets.version, spec.version, parent, spec, files[SPEC], sha256,
                            targets.expires, tuple(sorted(result.signed)), files.get(ROOT),
-                           root.signed.version)
+                           root.signed.version, plan=plan, regression=suite)
 
 
 def check_release_number(number: int) -> None:
@@ -229,6 +250,34 @@ def _parse_spec(spec_bytes: bytes) -> OracleSpec:
         raise ReleaseSchemaError(f'{SPEC}: not UTF-8 ({exc})') from exc
     _check_version_text('Oracle version', spec.version)
     return spec
+
+
+def _bounded(name: str, data: bytes) -> bytes:
+    if len(data) > MEMBERS[name]:
+        raise OversizeBundleError(f'{name} is {len(data)} bytes > {MEMBERS[name]}')
+    return data
+
+
+def _parse_plan(data: bytes) -> RolloutPlan:
+    try:
+        return parse_plan(parse_yaml(data.decode('utf-8'), PLAN), PLAN)
+    except SpecError as exc:
+        raise ReleaseSchemaError(_in(PLAN, exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise ReleaseSchemaError(f'{PLAN}: not UTF-8 ({exc})') from exc
+
+
+def _parse_suite(data: bytes, spec: OracleSpec) -> RegressionSuite:
+    try:
+        return parse_suite(parse_yaml(data.decode('utf-8'), REGRESSION), spec, REGRESSION)
+    except SpecError as exc:
+        raise ReleaseSchemaError(_in(REGRESSION, exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise ReleaseSchemaError(f'{REGRESSION}: not UTF-8 ({exc})') from exc
+
+
+def _in(member: str, exc: SpecError) -> str:
+    return str(exc) if exc.field.startswith(member) else f'{member}: {exc}'
 
 
 def _in_spec(exc: SpecError) -> str:

@@ -23,6 +23,15 @@ class GovernanceConfig:
     authenticate: bool = setting(True, 'Sign status and release directives (Gates and Oracles '
                                  'that authenticate refuse unsigned ones). False only in tests.',
                                  read_only=True)
+    rollout_plan_path: str = setting('rollout.yaml', 'The staged rollout plan for releases that '
+                                     'carry none (relative paths: the package config '
+                                     'directory).', read_only=True)
+    policy_path: str = setting('policy.yaml', "The Gate's risk policy, to run the regression "
+                               'suites releases carry.', read_only=True)
+    robots: tuple[str, ...] = setting([''], 'The robots governed, by namespace (a fleet: '
+                                      '["/robot_0", "/robot_1", ...]; "" is this node\'s own); '
+                                      'a canary runs on the first canary_robots of them first.',
+                                      read_only=True)
     swap_timeout: float = setting(10.0, 'After installing a release, the version the Oracle '
                                   'still runs keeps counting until the Oracle reports the new '
                                   'one, at most this long (s); then only the new one counts.',

@@ -3,7 +3,8 @@
     <dir>/root.v<N>.json       every trust root ever trusted, by version (never rewritten)
     <dir>/root.json            a copy of the current one (state.json's root_version says which)
     <dir>/releases/<N>.tar.gz  every installed release bundle, exactly as signed
-    <dir>/state.json           StoreState as JSON: the commit point of every change
+    <dir>/state.json           StoreState as JSON: the commit point of every change, the
+                               candidate in rollout and its Rollout state included
 
 Every write is atomic (write a temporary file, fsync, rename), and state.json is written last, only
 after every file it names is in place: a restart never sees half a state and never loses the
@@ -15,12 +16,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flywheel.errors import StoreError
 from flywheel.release.bundle import MAX_BUNDLE_BYTES, MAX_RELEASE_NUMBER
 from flywheel.release.root import MAX_ROOT_BYTES, MAX_ROOT_VERSION
+from flywheel.release.rollout import Rollout
 
 MAX_NONCES = 1000
 MAX_NONCE_CHARS = 128
@@ -29,8 +31,10 @@ MAX_STATE_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class StoreState:
-    """What is installed. ``active_root``/``previous_root`` are the versions of the trust roots
-    that verified those releases (None in stores written before they were recorded)."""
+    """What is installed. ``active_root``/``previous_root``/``candidate_root`` are the versions of
+    the trust roots that verified those releases (None in stores written before they were
+    recorded). ``candidate`` is a release in staged rollout beside the active one, ``rollout``
+    its `Rollout.to_dict()`: both or neither."""
 
     active: int | None = None
     previous: int | None = None
@@ -39,11 +43,15 @@ class StoreState:
     root_version: int | None = None  # the current trust root (None: whatever root.json holds)
     active_root: int | None = None
     previous_root: int | None = None
+    candidate: int | None = None
+    candidate_root: int | None = None
+    rollout: dict | None = field(default=None, hash=False)
 
     def __post_init__(self):
         for name, hi in (('active', MAX_RELEASE_NUMBER), ('previous', MAX_RELEASE_NUMBER),
                          ('root_version', MAX_ROOT_VERSION), ('active_root', MAX_ROOT_VERSION),
-                         ('previous_root', MAX_ROOT_VERSION)):
+                         ('previous_root', MAX_ROOT_VERSION),
+                         ('candidate', MAX_RELEASE_NUMBER), ('candidate_root', MAX_ROOT_VERSION)):
             value = getattr(self, name)
             if value is not None:
                 _check_int(name, value, 1, hi)
@@ -52,6 +60,18 @@ class StoreState:
                 isinstance(n, str) and 0 < len(n) <= MAX_NONCE_CHARS for n in self.nonces):
             raise ValueError(f'nonces: need up to {MAX_NONCES} strings of 1..{MAX_NONCE_CHARS} '
                              'characters')
+        if (self.candidate is None) != (self.rollout is None):
+            raise ValueError('candidate: a candidate and its rollout go together, got candidate '
+                             f'{self.candidate!r} with' + ('out' if self.rollout is None else '')
+                             + ' a rollout')
+        if self.rollout is not None:
+            number = Rollout.from_dict(self.rollout).number
+            if number != self.candidate:
+                raise ValueError(f'rollout: of release {number}, but the candidate is '
+                                 f'{self.candidate}')
+            if self.candidate > self.installed_max:
+                raise ValueError(f'candidate: {self.candidate} is above installed_max '
+                                 f'{self.installed_max}')
 
     def to_json(self) -> bytes:
         return json.dumps({**dataclasses.asdict(self), 'nonces': list(self.nonces)},

@@ -169,7 +169,7 @@ def status_from_msg(msg: OracleStatusMsg) -> OracleStatus:
         installed_max=msg.installed_max, oracle_running=msg.oracle_running, accepted_versions=tuple(msg.accepted_versions),
         root_version=msg.root_version, root=bytes(msg.root), last_rejection=msg.last_rejection,
         candidate_version=msg.candidate_version, candidate_number=msg.candidate_number,
-        stage=msg.stage, key_id=msg.key_id, signature=bytes(msg.signature))
+        stage=msg.stage, rollout=msg.rollout, key_id=msg.key_id, signature=bytes(msg.signature))
 
 
 def status_to_msg(s: OracleStatus) -> OracleStatusMsg:
@@ -180,7 +180,7 @@ def status_to_msg(s: OracleStatus) -> OracleStatusMsg:
         oracle_running=s.oracle_running,
         accepted_versions=list(s.accepted_versions), root_version=s.root_version,
         last_rejection=s.last_rejection, candidate_version=s.candidate_version,
-        candidate_number=s.candidate_number, stage=s.stage, key_id=s.key_id)
+        candidate_number=s.candidate_number, stage=s.stage, rollout=s.rollout, key_id=s.key_id)
     msg.header.stamp = to_time(s.stamp_ns)
     msg.root = array('B', s.root)
     msg.signature = list(s.signature)

@@ -27,29 +27,68 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 
-from alignment_flywheel.msg import GovernanceEvent, OracleRelease
-from alignment_flywheel.msg import OracleRunning
+from alignment_flywheel.msg import GateDecision, GovernanceEvent, OracleRelease, OracleRunning
 from alignment_flywheel.msg import OracleStatus as OracleStatusMsg
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
+from alignment_flywheel.srv import Rollout as RolloutSrv
 from flywheel.auth import ORACLE, Keyring, load_message_key
+from flywheel.enforcement.policy import load_policy
 from flywheel.errors import FlywheelError, ReleaseError
+from flywheel.health import Level
 from flywheel.oracle.directive import Directive, running_bytes
 from flywheel.oracle_status import OracleStatus
 from flywheel.provision import NODE_KEYS, ROOT, key_path
 from flywheel.release.config import GovernanceConfig
 from flywheel.release.governor import Governor, NoticeKind, RollbackRequest
+from flywheel.release.rollout import EventKind, RolloutRequest, canary_members, load_default_plan
+from flywheel.release.rollout import Stage as RolloutStage
 from flywheel.release.store import ReleaseStore
 from flywheel.release.swap import Swap
-from flywheel.health import Level
 from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.convert import status_to_msg, to_time
-from flywheel.ros.params import declare_config
+from flywheel.ros.params import config_path, declare_config
+from flywheel.ros.rollout_feed import RolloutFeed
 from flywheel.ros.run import run_node
 
 HEARTBEAT_S = 1.0
 _NOTICE_EVENTS = {NoticeKind.ROOT_INSTALLED: GovernanceEvent.EVENT_ROOT_INSTALLED,
                   NoticeKind.ACTIVE_EXPIRED: GovernanceEvent.EVENT_REJECTED,
-                  NoticeKind.PREVIOUS_DROPPED: GovernanceEvent.EVENT_DROPPED}
+                  NoticeKind.PREVIOUS_DROPPED: GovernanceEvent.EVENT_DROPPED,
+                  NoticeKind.CANDIDATE_DROPPED: GovernanceEvent.EVENT_ABORTED,
+                  NoticeKind.ROLLOUT_RESUMED: GovernanceEvent.EVENT_RESUMED}
+_ROLLOUT_EVENTS = {EventKind.STAGE_STARTED: GovernanceEvent.EVENT_STAGE_STARTED,
+                   EventKind.STAGE_PASSED: GovernanceEvent.EVENT_STAGE_PASSED,
+                   EventKind.STAGE_FAILED: GovernanceEvent.EVENT_STAGE_FAILED,
+                   EventKind.PAUSED: GovernanceEvent.EVENT_PAUSED,
+                   EventKind.PROMOTED: GovernanceEvent.EVENT_PROMOTED,
+                   EventKind.ABORTED: GovernanceEvent.EVENT_ABORTED,
+                   EventKind.RESUMED: GovernanceEvent.EVENT_RESUMED}
+_STATUS_STAGES = {RolloutStage.SHADOW: OracleStatusMsg.STAGE_SHADOW,
+                  RolloutStage.CANARY: OracleStatusMsg.STAGE_CANARY}
+
+
+class Robot:
+    """One governed robot (namespace ``ns``; "" is the node's own): where its status and
+    directives go, what its Oracle reports it runs, and its Gate's records for the rollout."""
+
+    def __init__(self, node: 'GovernanceNode', ns: str, group):
+        self.ns = ns
+        self.name = ns or node.get_namespace()
+        topic = (lambda t: f'{ns.rstrip("/")}/{t}') if ns else (lambda t: t)
+        self.status_pub = node.create_publisher(OracleStatusMsg, topic(topics.ORACLE_STATUS),
+                                                qos.STATUS)
+        self.release_pub = node.create_publisher(OracleRelease, topic(topics.ORACLE_RELEASE),
+                                                 qos.STATUS)
+        node.create_subscription(OracleRunning, topic(topics.ORACLE_RUNNING),
+                                 lambda m: node.on_oracle_running(self, m), qos.STATUS,
+                                 callback_group=group)
+        node.create_subscription(GateDecision, topic(topics.GATE_DECISIONS),
+                                 lambda m: node.on_gate_record(self, m), qos.RECORDS,
+                                 callback_group=group)
+        self.running = ''             # the versions its Oracle reports it runs
+        self.running_candidate = ''
+        self.swap: Swap | None = None
+        self.feed: RolloutFeed | None = None
 
 
 class GovernanceNode(LifecycleNode):
@@ -62,9 +101,6 @@ class GovernanceNode(LifecycleNode):
         self.governor: Governor | None = None
         self.problem = ''             # why the last configure failed
         self.active = False
-        self.running = ''             # the version the Oracle node reports it runs
-        self.running_candidate = ''
-        self.swap: Swap | None = None
         self.epoch = time.time_ns()
         self.event_seq = self.status_seq = self.directive_seq = 0
         self._lock = threading.RLock()          # every change of governor state, and publishing
@@ -72,17 +108,13 @@ class GovernanceNode(LifecycleNode):
         control = MutuallyExclusiveCallbackGroup()
         self.events_pub = self.create_publisher(GovernanceEvent, topics.GOVERNANCE_EVENTS,
                                                 qos.RECORDS)
-        self.status_pub = self.create_publisher(OracleStatusMsg, topics.ORACLE_STATUS,
-                                                qos.STATUS)
-        self.release_pub = self.create_publisher(OracleRelease, topics.ORACLE_RELEASE,
-                                                 qos.STATUS)
+        self.robots = [Robot(self, ns, control) for ns in dict.fromkeys(self.config.robots)]
         self.create_service(SubmitRelease, topics.SUBMIT_RELEASE, self.on_submit,
                             callback_group=submissions)
         self.create_service(Rollback, topics.ROLLBACK, self.on_rollback, callback_group=control)
+        self.create_service(RolloutSrv, topics.ROLLOUT, self.on_rollout, callback_group=control)
         self.create_service(GetStatus, topics.GET_STATUS, self.on_get_status,
                             callback_group=control)
-        self.create_subscription(OracleRunning, topics.ORACLE_RUNNING, self.on_oracle_running,
-                                 qos.STATUS, callback_group=control)
         self.create_timer(HEARTBEAT_S, self.on_heartbeat, callback_group=control)
         diagnostics.report_health(self, 'governance', self.health, callback_group=control)
 
@@ -116,7 +148,10 @@ class GovernanceNode(LifecycleNode):
         try:
             bootstrap = (self.bootstrap_root_path().read_bytes()
                          if self.bootstrap_root_path().is_file() else None)
-            governor = Governor(ReleaseStore(store_dir), self.config.max_bundle_bytes)
+            governor = Governor(
+                ReleaseStore(store_dir), self.config.max_bundle_bytes,
+                default_plan=load_default_plan(config_path(self.config.rollout_plan_path)),
+                policy=load_policy(config_path(self.config.policy_path)))
             notices = governor.load(self.now(), bootstrap)
         except (OSError, FlywheelError) as exc:
             self.problem = f'cannot configure: {exc}'
@@ -127,14 +162,19 @@ class GovernanceNode(LifecycleNode):
         self.governor, self.problem = governor, ''
         for notice in notices:
             event = _NOTICE_EVENTS[notice.kind]
-            (self.get_logger().warning if event != GovernanceEvent.EVENT_ROOT_INSTALLED
-             else self.get_logger().info)(notice.reason)
+            (self.get_logger().info if event in (GovernanceEvent.EVENT_ROOT_INSTALLED,
+                                                 GovernanceEvent.EVENT_RESUMED)
+             else self.get_logger().warning)(notice.reason)
             self._event(event, notice.oracle_version, notice.number, '', notice.reason,
                         notice.bundle_sha256)
+        self._follow_rollout()
         active = governor.active
         self.get_logger().info(f'configured: store {store_dir}, root v'
                                f'{governor.root.signed.version}, active release '
-                               f'{active.oracle_version if active else "none"}')
+                               f'{active.oracle_version if active else "none"}'
+                               + (f', candidate {governor.candidate.oracle_version} in '
+                                  f'{governor.rollout.stage.name.lower()}'
+                                  if governor.rollout else ''))
         self._transition('configure', 'unconfigured', 'inactive')
         return TransitionCallbackReturn.SUCCESS
 
@@ -143,7 +183,8 @@ class GovernanceNode(LifecycleNode):
         self.active = True
         self._transition('activate', 'inactive', 'active')
         if self.governor.active is not None:
-            self._publish_release(rollback=False)
+            with self._lock:
+                self._publish_release(rollback=False)
         self._publish_status()
         return result
 
@@ -180,10 +221,11 @@ class GovernanceNode(LifecycleNode):
         self._event(GovernanceEvent.EVENT_SUBMITTED, '', 0, '', 'submitted',
                     hashlib.sha256(bundle).hexdigest())
         try:
-            submission = governor.verify(bundle, self.now())
+            submission = governor.verify(bundle, self.now())     # the slow part: off the lock
             with self._lock:
                 previous = governor.active
-                release = governor.install(bundle, submission)
+                accepted = governor.accept(bundle, submission, self.now())
+                self._follow_rollout()
                 self._publish_release(rollback=False)
         except ReleaseError:
             response.reason = governor.last_rejection
@@ -192,13 +234,19 @@ class GovernanceNode(LifecycleNode):
                         governor.last_rejection_sha256, governor.last_rejection_actor)
             self._publish_status()
             return response
+        release = accepted.release
         old = previous.oracle_version if previous else ''
-        for event, what in ((GovernanceEvent.EVENT_VERIFIED, 'verified'),
-                            (GovernanceEvent.EVENT_INSTALLED, 'installed')):
-            self._event(event, release.oracle_version, release.number, old, what,
-                        release.bundle_sha256, ','.join(k[:16] for k in release.signed_by))
-        self.get_logger().info(f'release {release.number} (Oracle {release.oracle_version}) '
-                               f'installed; swapping')
+        signers = ','.join(k[:16] for k in release.signed_by)
+        self._event(GovernanceEvent.EVENT_VERIFIED, release.oracle_version, release.number, old,
+                    'verified', release.bundle_sha256, signers)
+        if not accepted.staged:
+            self._event(GovernanceEvent.EVENT_INSTALLED, release.oracle_version, release.number,
+                        old, 'installed', release.bundle_sha256, signers)
+        self._rollout_events(accepted.events)
+        self.get_logger().info(
+            f'release {release.number} (Oracle {release.oracle_version}) '
+            + (f'staged: {governor.rollout.stage.name.lower()} beside {old}' if accepted.staged
+               else 'installed; swapping'))
         self._publish_status()
         response.accepted, response.oracle_version = True, release.oracle_version
         response.number = release.number
@@ -245,12 +293,39 @@ class GovernanceNode(LifecycleNode):
         response.accepted, response.active_version = True, release.oracle_version
         return response
 
-    def on_get_status(self, request, response):
-        with self._lock:
-            response.status = status_to_msg(self._signed(self._status()))
+    def on_rollout(self, request, response):
+        """A signed operator request to promote the rollout one stage, or abort it."""
+        governor = self.governor
+        if not self.active or governor is None:
+            response.reason = 'governance is not active'
+            self._event(GovernanceEvent.EVENT_REJECTED, '', request.number, '',
+                        f'rollout {request.action}: {response.reason}',
+                        actor=request.key_id[:16])
+            return response
+        try:
+            with self._lock:
+                action, events = governor.rollout_request(RolloutRequest(
+                    request.key_id, request.action, request.nonce, request.expires_ns,
+                    request.number, request.signature), self.now())
+                self._after_rollout(events)
+        except ReleaseError:
+            response.reason = governor.last_rejection
+            self.get_logger().error(f'rollout request refused: {response.reason}')
+            self._event(GovernanceEvent.EVENT_REJECTED, '', request.number, '',
+                        f'rollout {request.action}: {response.reason}',
+                        governor.last_rejection_sha256, governor.last_rejection_actor)
+            return response
+        self._rollout_events(events, actor=request.key_id[:16])
+        self._publish_status()
+        response.accepted, response.rollout = True, self._rollout_text()
         return response
 
-    def on_oracle_running(self, msg: OracleRunning) -> None:
+    def on_get_status(self, request, response):
+        with self._lock:
+            response.status = status_to_msg(self._signed(self._status(self.robots[0])))
+        return response
+
+    def on_oracle_running(self, robot: Robot, msg: OracleRunning) -> None:
         """Believed only when signed by an Oracle key of the trust root (authenticate)."""
         governor = self.governor
         if self.config.authenticate:
@@ -261,34 +336,55 @@ class GovernanceNode(LifecycleNode):
                     msg.epoch, msg.seq, msg.active_version, msg.active_number,
                     msg.candidate_version, msg.candidate_number))
             if problem is not None:
-                self.get_logger().warning(f'report of what the Oracle runs ignored: {problem}',
-                                          throttle_duration_sec=5.0)
+                self.get_logger().warning(f'{robot.name}: report of what the Oracle runs '
+                                          f'ignored: {problem}', throttle_duration_sec=5.0)
                 return
-        if (msg.active_version, msg.candidate_version) != (self.running,
-                                                           self.running_candidate):
-            self.get_logger().info(f'the Oracle runs {msg.active_version}'
+        if (msg.active_version, msg.candidate_version) != (robot.running,
+                                                           robot.running_candidate):
+            self.get_logger().info(f'{robot.name}: the Oracle runs {msg.active_version}'
                                    + (f' with candidate {msg.candidate_version}'
                                       if msg.candidate_version else ''))
-            self.running, self.running_candidate = msg.active_version, msg.candidate_version
+            robot.running, robot.running_candidate = msg.active_version, msg.candidate_version
             self._publish_status()
 
+    def on_gate_record(self, robot: Robot, msg: GateDecision) -> None:
+        """The Gate's records feed the rollout analysis (pairs of verdicts per proposal)."""
+        feed = robot.feed
+        if feed is None or self.governor is None:
+            return
+        observation = feed.observe(msg)
+        if observation is not None:
+            with self._lock:
+                self.governor.observe(observation)
+
     def on_heartbeat(self) -> None:
-        """Re-publish the status (a Gate believes only fresh ones) and end overdue swaps."""
-        swap = self.swap
+        """Re-publish the status (a Gate believes only fresh ones), end overdue swaps, and move
+        the rollout on from its analysis."""
         timeout_ns = int(self.config.swap_timeout * 1e9)
-        if swap is not None and swap.timed_out(self.running, self.wall_ns(), timeout_ns):
-            self.swap = None
-            why = (f'the Oracle still runs {self.running or "nothing"} '
-                   f'{self.config.swap_timeout:.0f}s after release {swap.version} was sent: '
-                   'only that release counts now (the robot stays stopped until it runs it)')
-            self.get_logger().error(why)
-            self._event(GovernanceEvent.EVENT_SWAP_TIMEOUT, swap.version, 0, self.running, why)
+        for robot in self.robots:
+            swap = robot.swap
+            if swap is not None and swap.timed_out(robot.running, self.wall_ns(), timeout_ns):
+                robot.swap = None
+                why = (f'{robot.name}: the Oracle still runs {robot.running or "nothing"} '
+                       f'{self.config.swap_timeout:.0f}s after release {swap.version} was sent: '
+                       'only that release counts now (the robot stays stopped until it runs '
+                       'it)')
+                self.get_logger().error(why)
+                self._event(GovernanceEvent.EVENT_SWAP_TIMEOUT, swap.version, 0, robot.running,
+                            why)
+        governor = self.governor
+        if governor is not None and self.active and governor.rollout is not None:
+            with self._lock:
+                events = governor.tick(self.now())
+                self._after_rollout(events)
+            self._rollout_events(events)
         self._publish_status()
 
     def health(self):
-        """For /diagnostics: what is active, what the Oracle runs, what was refused."""
+        """For /diagnostics: what is active, what the Oracle runs, the rollout, what was
+        refused."""
         with self._lock:
-            status = self._status()
+            status = self._status(self.robots[0])
         if self.governor is None:
             level, message = Level.ERROR, f'unconfigured: {self.problem or "not configured"}'
         elif not status.accepted_versions:
@@ -299,6 +395,8 @@ class GovernanceNode(LifecycleNode):
                                           f', not {status.active_version}')
         elif not self.active:
             level, message = Level.WARN, 'inactive: submissions and rollbacks are refused'
+        elif self.governor.rollout is not None and self.governor.rollout.paused:
+            level, message = Level.WARN, f'rollout paused: {self.governor.rollout.why}'
         else:
             level, message = Level.OK, f'release {status.active_number} active'
         return level, message, (
@@ -307,13 +405,62 @@ class GovernanceNode(LifecycleNode):
             ('previous', f'{status.previous_version} ({status.previous_number})'),
             ('oracle_running', status.oracle_running),
             ('accepted_versions', ','.join(status.accepted_versions)),
-            ('installed_max', str(status.installed_max)),
+            ('rollout', status.rollout), ('installed_max', str(status.installed_max)),
             ('root_version', str(status.root_version)),
             ('last_rejection', status.last_rejection), ('events', str(self.event_seq)))
 
+    # -- the rollout ----------------------------------------------------------------------------
+
+    def _follow_rollout(self) -> None:
+        """Point every robot's Gate-record feed at the candidate and its stage (per robot: in a
+        fleet's canary only the first canary_robots run it enforced)."""
+        governor = self.governor
+        rollout = governor.rollout if governor else None
+        for robot in self.robots:
+            robot.feed = (RolloutFeed(governor.candidate.oracle_version, self._stage_of(robot),
+                                      robot.name)
+                          if rollout is not None and rollout.scores_candidate else None)
+
+    def _stage_of(self, robot: Robot) -> RolloutStage:
+        rollout = self.governor.rollout
+        if rollout.stage == RolloutStage.CANARY and len(self.robots) > 1 and robot.ns not in \
+                canary_members([r.ns for r in self.robots], rollout.plan.canary_robots):
+            return RolloutStage.SHADOW
+        return rollout.stage
+
+    def _after_rollout(self, events) -> None:
+        """A rollout event changes what runs and what counts: tell the Oracles and the Gates."""
+        if events:
+            self._follow_rollout()
+            self._publish_release(rollback=False)
+
+    def _rollout_events(self, events, actor: str = '') -> None:
+        for event in events:
+            metrics = ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}'
+                                for k, v in sorted(event.metrics.items()))
+            reason = ' '.join(filter(None, [
+                event.stage.name.lower() if event.stage else '', event.reason,
+                f'({metrics})' if metrics else '']))
+            self._event(_ROLLOUT_EVENTS[event.kind], event.version, event.number, '', reason,
+                        actor=actor)
+
+    def _rollout_text(self) -> str:
+        governor = self.governor
+        rollout = governor.rollout if governor else None
+        if rollout is None:
+            return ''
+        elapsed = max(0, self.wall_ns() - rollout.started_ns) * 1e-9
+        metrics = governor.analysis.metrics(elapsed) if governor.analysis else {}
+        shown = ', '.join(f'{k} {v:.3g}' if isinstance(v, float) else f'{k} {v}'
+                          for k, v in sorted(metrics.items()))
+        return (f'candidate {rollout.version} (release {rollout.number}) in '
+                f'{rollout.stage.name.lower()} for {elapsed:.0f}s'
+                + (f': {shown}' if shown else '')
+                + (f'; PAUSED: {rollout.why}' if rollout.paused else ''))[:512]
+
     # -- publishing -----------------------------------------------------------------------------
 
-    def _status(self) -> OracleStatus:
+    def _status(self, robot: Robot) -> OracleStatus:
         governor = self.governor
         self.status_seq += 1
         state = 'unconfigured' if governor is None else 'active' if self.active else 'inactive'
@@ -326,26 +473,34 @@ class GovernanceNode(LifecycleNode):
                        ' nothing is accepted (the robot stays stopped) until a newer one is '
                        'installed')
         elif active is not None:
-            swap = self.swap
-            accepted = (swap.accepted(self.running, self.wall_ns(),
+            swap = robot.swap
+            accepted = (swap.accepted(robot.running, self.wall_ns(),
                                       int(self.config.swap_timeout * 1e9))
                         if swap is not None and swap.version == active.oracle_version
                         else (active.oracle_version,))
-        root = governor.root_bytes() if governor else b''
+        rollout = governor.rollout if governor else None
+        candidate = governor.candidate if rollout is not None and rollout.scores_candidate \
+            else None
+        stage = _STATUS_STAGES.get(self._stage_of(robot), 0) if candidate else 0
         return OracleStatus(
             epoch=self.epoch, seq=self.status_seq, stamp_ns=self.wall_ns(), state=state,
             active_version=active.oracle_version if active else '',
             active_number=active.number if active else 0,
             previous_version=previous.oracle_version if previous else '',
             previous_number=previous.number if previous else 0,
-            oracle_running=self.running, accepted_versions=accepted,
-            root_version=governor.root.signed.version if governor else 0, root=root or b'',
+            oracle_running=robot.running, accepted_versions=accepted,
+            root_version=governor.root.signed.version if governor else 0,
+            root=governor.root_bytes() if governor else b'',
             installed_max=governor.store.state().installed_max if governor else 0,
-            last_rejection=problem[:1024])
+            last_rejection=problem[:1024],
+            candidate_version=candidate.oracle_version if candidate else '',
+            candidate_number=candidate.number if candidate else 0, stage=stage,
+            rollout=self._rollout_text())
 
     def _publish_status(self) -> None:
         with self._lock:
-            self.status_pub.publish(status_to_msg(self._signed(self._status())))
+            for robot in self.robots:
+                robot.status_pub.publish(status_to_msg(self._signed(self._status(robot))))
 
     def _signed(self, message):
         """Status and directives carry governance's signature (Gates and Oracles check it)."""
@@ -355,13 +510,22 @@ class GovernanceNode(LifecycleNode):
                                    signature=self.key.sign(message.canonical_bytes()))
 
     def _publish_release(self, rollback: bool) -> None:
-        active = self.governor.active
-        self.swap = Swap(active.oracle_version, self.wall_ns())
+        """The whole desired state to every robot's Oracle: the active release and the
+        candidate it must score beside it, if any (call under the lock)."""
+        governor = self.governor
+        active = governor.active
+        if active is None:
+            return
+        rollout = governor.rollout
+        candidate = governor.candidate if rollout is not None and rollout.scores_candidate \
+            else None
         self.directive_seq += 1
         directive = self._signed(Directive(
             self.epoch, self.directive_seq, active.number, active.oracle_version, rollback,
-            self.governor.bundle_bytes(active.number),
-            self.governor.root_bytes(active.root_version)))
+            governor.bundle_bytes(active.number), governor.root_bytes(active.root_version),
+            candidate.oracle_version if candidate else '', candidate.number if candidate else 0,
+            governor.bundle_bytes(candidate.number) if candidate else b'',
+            governor.root_bytes(candidate.root_version) if candidate else b''))
         msg = OracleRelease(epoch=directive.epoch, seq=directive.seq,
                             oracle_version=directive.oracle_version, number=directive.number,
                             rollback=directive.rollback,
@@ -373,7 +537,10 @@ class GovernanceNode(LifecycleNode):
         msg.root = array('B', directive.root)
         msg.candidate_bundle = array('B', directive.candidate_bundle)
         msg.candidate_root = array('B', directive.candidate_root)
-        self.release_pub.publish(msg)
+        for robot in self.robots:
+            if robot.swap is None or robot.swap.version != active.oracle_version:
+                robot.swap = Swap(active.oracle_version, self.wall_ns())
+            robot.release_pub.publish(msg)
 
     def _transition(self, transition: str, start: str, goal: str, detail: str = '') -> None:
         self._event(GovernanceEvent.EVENT_TRANSITION, '', 0, '',
@@ -382,16 +549,13 @@ class GovernanceNode(LifecycleNode):
     def _event(self, event: int, version: str, number: int, previous: str, reason: str,
                sha256: str = '', actor: str = '') -> None:
         with self._lock:
-            self._publish_event(event, version, number, previous, reason, sha256, actor)
-
-    def _publish_event(self, event, version, number, previous, reason, sha256, actor) -> None:
-        self.event_seq += 1
-        msg = GovernanceEvent(epoch=self.epoch, seq=self.event_seq, event=event,
-                              oracle_version=version, number=number, previous_version=previous,
-                              bundle_sha256=sha256, reason=reason[:1024],
-                              actor=(actor or self.get_name())[:128])
-        msg.header.stamp = to_time(self.wall_ns())
-        self.events_pub.publish(msg)
+            self.event_seq += 1
+            msg = GovernanceEvent(epoch=self.epoch, seq=self.event_seq, event=event,
+                                  oracle_version=version, number=number,
+                                  previous_version=previous, bundle_sha256=sha256,
+                                  reason=reason[:1024], actor=(actor or self.get_name())[:128])
+            msg.header.stamp = to_time(self.wall_ns())
+            self.events_pub.publish(msg)
 
 
 def build() -> GovernanceNode:

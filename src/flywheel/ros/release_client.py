@@ -14,9 +14,11 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
+from alignment_flywheel.srv import Rollout as RolloutSrv
 from flywheel.errors import (NodeTimeoutError, NodeUnreachableError, InputError,
                              ReleaseError)
 from flywheel.release.governor import rollback_message
+from flywheel.release.rollout import rollout_message
 from flywheel.release.keys import load_signer
 from flywheel.ros import topics
 
@@ -114,4 +116,29 @@ def rollback(args) -> int:
     if not reply.accepted:
         raise ReleaseError(f'rollback refused: {reply.reason}')
     print(f'rolled back: the Oracle now swaps to {reply.active_version}')
+    return 0
+
+
+def rollout(args) -> int:
+    """`flywheel rollout status|promote|abort`."""
+    status = _call(GetStatus, governance(args, topics.GET_STATUS), GetStatus.Request(),
+                   args.timeout).status
+    if args.action == 'status':
+        print(status.rollout or f'no rollout: active Oracle {status.active_version or "none"} '
+              f'(release {status.active_number})')
+        return 0
+    if not status.candidate_number and not status.rollout:
+        raise ReleaseError('no rollout to ' + args.action)
+    signer = load_signer(Path(args.key))
+    number = status.candidate_number or args.number
+    nonce = secrets.token_hex(16)
+    expires_ns = time.time_ns() + int(args.ttl * 1e9)
+    request = RolloutSrv.Request(
+        action=args.action, key_id=signer.public_key.keyid, nonce=nonce, expires_ns=expires_ns,
+        number=number, signature=signer.sign(rollout_message(args.action, nonce, expires_ns,
+                                                             number)).signature)
+    reply = _call(RolloutSrv, governance(args, topics.ROLLOUT), request, args.timeout)
+    if not reply.accepted:
+        raise ReleaseError(f'rollout {args.action} refused: {reply.reason}')
+    print(f'rollout {args.action}: {reply.rollout or "done"}')
     return 0

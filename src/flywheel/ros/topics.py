@@ -16,6 +16,7 @@ MARKERS = 'markers'                       # recent proposals by Gate action, the
 # every ROS node's own get_state, so a namespaced graph or two robots never collide.
 SUBMIT_RELEASE = '~/submit_release'
 ROLLBACK = '~/rollback'
+ROLLOUT = '~/rollout'
 GET_STATUS = '~/get_status'
 REPORT_INCIDENT = '~/report_incident'
 
