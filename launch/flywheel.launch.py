@@ -1,45 +1,102 @@
-"""Start the alignment_flywheel graph: sim (optional), audit, Oracle, Gate, Proposer.
+"""Start the alignment_flywheel graph: sim (optional), audit, governance (optional), Oracle, Gate,
+their lifecycle manager, Proposer; the same nodes and parameters as `flywheel up`.
 
     ros2 launch alignment_flywheel flywheel.launch.py [params_file:=...] [sim:=false]
+        [governance:=true] [namespace:=robot1] [use_sim_time:=true] [log_level:=debug]
+        [world:=/path/to/world.yaml] [cmd_vel_in:=...] [cmd_vel:=...] [odom:=...]
 
-The same nodes and parameters as `flywheel up`. With sim:=false, bring your own robot or Gazebo
-bridge: it must publish nav_msgs/Odometry on `odom` and execute geometry_msgs/Twist from `cmd_vel`.
+Invariants:
+- the Oracle, the Gate (and governance) are lifecycle nodes brought up in order by the
+  lifecycle manager, exactly as `flywheel up` does (flywheel.cli.graph.managed_overrides is the
+  one definition of both): the Gate last, so it passes nothing before what it depends on runs;
+- the launch shuts down when the Gate, the Oracle, governance or the lifecycle manager exits (as
+  nav2 bringup does for its essential processes, with Shutdown on exit): a safety layer with a
+  dead member is not left half running, and the Gate's own shutdown publishes stop;
+- with governance:=true the Oracle and the Gate run with follow_governance: true, whatever
+  params_file says: with governance absent or failed nothing is accepted and the robot stays
+  stopped, rather than running a spec governance never approved. (With governance:=false the
+  file decides, so a governance node running elsewhere can still be followed.)
+
+With sim:=false bring your own robot or a Gazebo bridge (gazebo.launch.py): it must publish
+nav_msgs/Odometry in the `map` frame on `odom` and execute `cmd_vel` (Twist, or TwistStamped with
+the Gate's `stamped: true`). cmd_vel_in, cmd_vel and odom rename those topics for every node;
+all names are relative, so `namespace` moves the whole graph.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, GroupAction, Shutdown
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import Node, PushROSNamespace, SetParameter, SetRemap
+
+from flywheel.cli.graph import LIFECYCLE, MANAGER, managed_overrides
 
 PACKAGE = 'alignment_flywheel'
 
+# name, default, description (a default of None is filled in from the package share directory)
+ARGUMENTS = (
+    ('params_file', None, 'Parameters of every node (config/flywheel.yaml; real_robot.yaml and '
+     'governed.yaml are the other deployment shapes).'),
+    ('world', 'world.yaml', "The embedded sim's world YAML (overrides the sim's world_path; "
+     "relative paths resolve against the package's config directory)."),
+    ('namespace', '', 'Namespace of every node and (relative) topic.'),
+    ('sim', 'true', 'Start the embedded 2D world (false: a real robot or Gazebo provides odom '
+     'and takes cmd_vel).'),
+    ('governance', 'false', 'Start the governance node and make the Oracle and the Gate follow '
+     'it (follow_governance: true).'),
+    ('use_sim_time', 'false', 'Every node takes time from /clock (Gazebo).'),
+    ('log_level', 'info', 'ROS log level of every node.'),
+    ('cmd_vel_in', 'cmd_vel_in', "The external planner's command: the adapter-mode Proposer's "
+     'input (e.g. a Nav2 controller output).'),
+    ('cmd_vel', 'cmd_vel', 'What the Gate publishes: the base (or sim) executes it.'),
+    ('odom', 'odom', 'nav_msgs/Odometry of the robot in the map frame.'),
+)
+
+# Processes whose exit ends the launch.
+ESSENTIAL = ('gate', 'oracle', 'governance', MANAGER)
+
+
+def node(name: str, extra_parameters: dict | None = None, **kwargs) -> Node:
+    params = [LaunchConfiguration('params_file')]
+    if extra_parameters:
+        params.append(extra_parameters)
+    if name in ESSENTIAL:
+        kwargs['on_exit'] = Shutdown(reason=f'{name} exited: alignment_flywheel stops the rest')
+    return Node(package=PACKAGE, executable=f'{name}_node', name=name, parameters=params,
+                ros_arguments=['--log-level', LaunchConfiguration('log_level')],
+                output='screen', **kwargs)
+
+
+def managed(with_governance: bool) -> list[Node]:
+    """The lifecycle nodes and their manager, with the parameters `flywheel up` gives them (a
+    node's own parameters override the params file; SetParameter's would not)."""
+    names = LIFECYCLE if with_governance else tuple(n for n in LIFECYCLE if n != 'governance')
+    overrides = managed_overrides(names)
+    return [node(n, overrides.get(n)) for n in (*names, MANAGER)]
+
 
 def generate_launch_description():
-    default_params = os.path.join(get_package_share_directory(PACKAGE), 'config', 'flywheel.yaml')
-    params = LaunchConfiguration('params_file')
+    share = get_package_share_directory(PACKAGE)
+    defaults = {'params_file': os.path.join(share, 'config', 'flywheel.yaml')}
+    governance = LaunchConfiguration('governance')
     return LaunchDescription([
-        DeclareLaunchArgument('params_file', default_value=default_params,
-                              description='Parameters of every node (config/flywheel.yaml).'),
-        DeclareLaunchArgument('governance', default_value='false',
-                              description='Start the governance node (set trust_root_path in '
-                                          'params_file, and the oracle\'s too).'),
-        DeclareLaunchArgument('sim', default_value='true',
-                              description='Start the embedded 2D world (false: a real robot or '
-                                          'another simulator provides odom and takes cmd_vel).'),
-        Node(package=PACKAGE, executable='sim_node', name='sim', parameters=[params],
-             output='screen', condition=IfCondition(LaunchConfiguration('sim'))),
-        Node(package=PACKAGE, executable='audit_node', name='audit', parameters=[params],
-             output='screen'),
-        Node(package=PACKAGE, executable='governance_node', name='governance',
-             parameters=[params], output='screen',
-             condition=IfCondition(LaunchConfiguration('governance'))),
-        Node(package=PACKAGE, executable='oracle_node', name='oracle', parameters=[params],
-             output='screen'),
-        Node(package=PACKAGE, executable='gate_node', name='gate', parameters=[params],
-             output='screen'),
-        Node(package=PACKAGE, executable='proposer_node', name='proposer', parameters=[params],
-             output='screen'),
+        *(DeclareLaunchArgument(name, default_value=defaults.get(name, default),
+                                description=description)
+          for name, default, description in ARGUMENTS),
+        GroupAction([
+            PushROSNamespace(LaunchConfiguration('namespace')),
+            SetParameter('use_sim_time', LaunchConfiguration('use_sim_time')),
+            SetRemap('cmd_vel_in', LaunchConfiguration('cmd_vel_in')),
+            SetRemap('cmd_vel', LaunchConfiguration('cmd_vel')),
+            SetRemap('odom', LaunchConfiguration('odom')),
+            node('sim', {'world_path': LaunchConfiguration('world')},
+                 condition=IfCondition(LaunchConfiguration('sim'))),
+            node('audit'),
+            # one of the two is started
+            GroupAction(managed(with_governance=True), condition=IfCondition(governance)),
+            GroupAction(managed(with_governance=False), condition=UnlessCondition(governance)),
+            node('proposer'),
+        ]),
     ])

@@ -12,6 +12,41 @@ from flywheel.errors import LedgerError
 from test.audit.conftest import FakeClock, fill, report, tamper
 
 
+class LedgerLog(logging.Handler):
+    """What the ledger logs, captured on its own logger.
+
+    Not caplog: caplog listens on the root logger and relies on propagation, and with the ROS
+    launch pytest plugins loaded every logger created afterwards is launch's LaunchLogger, which
+    does not propagate, so caplog would see nothing."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    @property
+    def text(self) -> str:
+        return '\n'.join(self.messages)
+
+    def clear(self) -> None:
+        self.messages.clear()
+
+
+@pytest.fixture
+def ledger_log():
+    logger = logging.getLogger('flywheel.audit')
+    handler, level = LedgerLog(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def test_an_honest_ledger_verifies(ledger_path, key):
     fill(ledger_path, key, 95)
     r = report(ledger_path, key)
@@ -108,12 +143,11 @@ def test_reopening_continues_the_same_chain(ledger_path, key):
     assert r.ok and r.records == 11 and r.segments == []
 
 
-def test_a_damaged_tail_is_reported_and_a_segment_anchored(ledger_path, key, caplog):
+def test_a_damaged_tail_is_reported_and_a_segment_anchored(ledger_path, key, ledger_log):
     fill(ledger_path, key, 30)
     tamper(ledger_path, "UPDATE records SET body = '{\"action\":\"BLOCK\"}' WHERE seq = 27")
-    with caplog.at_level(logging.ERROR, logger='flywheel.audit'):
-        ledger = Ledger(ledger_path, key)
-    assert 'records 27..30 are damaged' in caplog.text
+    ledger = Ledger(ledger_path, key)
+    assert 'records 27..30 are damaged' in ledger_log.text
     assert ledger.seq == 31
     ledger.append(RecordKind.DECISION, {'after': 'recovery'}, 9999)
     ledger.close()
@@ -122,13 +156,12 @@ def test_a_damaged_tail_is_reported_and_a_segment_anchored(ledger_path, key, cap
     assert r.segments[0]['anchor_seq'] == 26 and r.segments[0]['damaged_to'] == 30
     assert r.signed_through == 32
     # and the next start finds nothing new to complain about
-    caplog.clear()
-    with caplog.at_level(logging.ERROR, logger='flywheel.audit'):
-        Ledger(ledger_path, key).close()
-    assert caplog.text == ''
+    ledger_log.clear()
+    Ledger(ledger_path, key).close()
+    assert ledger_log.text == ''
 
 
-def test_records_appended_outside_the_writer_are_a_damaged_tail(ledger_path, key, caplog):
+def test_records_appended_outside_the_writer_are_a_damaged_tail(ledger_path, key, ledger_log):
     fill(ledger_path, key, 10)
     conn = connect(ledger_path)
     last_hash = conn.execute('SELECT hash FROM records WHERE seq = 10').fetchone()[0]
@@ -137,9 +170,8 @@ def test_records_appended_outside_the_writer_are_a_damaged_tail(ledger_path, key
     conn.execute('INSERT INTO records VALUES (11, 1, ?, ?, ?, ?)',
                  ('decision', '{}', last_hash, forged))
     conn.close()
-    with caplog.at_level(logging.ERROR, logger='flywheel.audit'):
-        Ledger(ledger_path, key).close()
-    assert 'records 11..11 are damaged' in caplog.text
+    Ledger(ledger_path, key).close()
+    assert 'records 11..11 are damaged' in ledger_log.text
 
 
 def test_another_writers_key_cannot_continue_it(ledger_path, key, tmp_path):
