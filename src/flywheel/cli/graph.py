@@ -113,3 +113,43 @@ class Graph:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def robot_namespaces(count: int) -> list[str]:
+    """A fleet's namespaces (robot_0 ... robot_{count-1}); [''] for one robot without one."""
+    return [f'/robot_{i}' for i in range(count)] if count else ['']
+
+
+def fleet(nodes: tuple[str, ...], params: Path, robots: list[str], env=None, log_dir=None,
+          overrides: dict[str, dict] | None = None) -> list['Graph']:
+    """The graphs `flywheel up` starts: every robot's nodes in its namespace, each robot with its
+    own lifecycle manager; governance (if asked for) once, at the root, governing all of them
+    (its canary runs on the first canary_robots of them first)."""
+    per_robot = tuple(n for n in nodes if n != 'governance')
+    graphs = []
+    for ns in robots:
+        base = {k: dict(v) for k, v in (overrides or {}).items()}
+        lifecycle = managed_overrides(per_robot + (('governance',) if 'governance' in nodes
+                                                   else ()))
+        lifecycle.pop('governance', None)
+        if MANAGER in lifecycle:
+            lifecycle[MANAGER]['node_names'] = [n for n in lifecycle[MANAGER]['node_names']
+                                                if n != 'governance']
+        for node, values in lifecycle.items():
+            base.setdefault(node, {}).update(values)
+        if ns and 'audit' in per_robot and 'ledger_path' not in base.get('audit', {}):
+            # one ledger per robot (the default path would be shared by every robot's audit)
+            home = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
+            base.setdefault('audit', {})['ledger_path'] = str(
+                home / 'alignment_flywheel' / ns.strip('/') / 'audit.sqlite')
+        names = per_robot + ((MANAGER,) if MANAGER in lifecycle else ())
+        graphs.append(Graph(names, params, base, env,
+                            (log_dir / (ns.strip('/') or 'robot')) if log_dir else None,
+                            namespace=ns))
+    if 'governance' in nodes:
+        base = {'governance': {**(overrides or {}).get('governance', {}), 'robots': robots,
+                               'autostart': False},
+                MANAGER: {'node_names': ['governance']}}
+        graphs.insert(0, Graph(('governance', MANAGER), params, base, env,
+                               (log_dir / 'governance') if log_dir else None))
+    return graphs

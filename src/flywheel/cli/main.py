@@ -51,7 +51,7 @@ def default_params() -> Path:
 
 
 def cmd_up(args) -> int:
-    from flywheel.cli.graph import GRAPH, MANAGER, OPTIONAL, Graph, managed_overrides
+    from flywheel.cli.graph import GRAPH, OPTIONAL, fleet, robot_namespaces
     nodes = tuple(args.only.split(',')) if args.only else GRAPH
     nodes += tuple(n for n in (args.with_nodes.split(',') if args.with_nodes else ())
                    if n not in nodes)
@@ -68,18 +68,22 @@ def cmd_up(args) -> int:
     stopping = []
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    overrides = managed_overrides(nodes)
-    if MANAGER in overrides:
-        nodes += (MANAGER,)
-    graph = Graph(nodes, params, overrides).start()
-    print(f'flywheel up: {", ".join(f"{n} (pid {p.pid})" for n, p in graph.processes.items())}; '
+    graphs = [g.start() for g in fleet(nodes, params, robot_namespaces(args.robots))]
+    processes = {f'{g.namespace}/{n}'.lstrip('/'): p for g in graphs
+                 for n, p in g.processes.items()}
+    print(f'flywheel up: {", ".join(f"{n} (pid {p.pid})" for n, p in processes.items())}; '
           'Ctrl-C stops', flush=True)
+
+    def exited() -> dict[str, int]:
+        return {n: p.returncode for n, p in processes.items() if p.poll() is not None}
     try:
-        while not stopping and not graph.exited():
+        while not stopping and not exited():
             time.sleep(0.2)
     finally:
-        died = graph.exited()
-        codes = graph.stop()
+        died = exited()
+        codes = {}
+        for g in reversed(graphs):
+            codes.update(g.stop())
     if died and not stopping:
         print(f'flywheel up: {", ".join(f"{n} exited with {c}" for n, c in died.items())}; '
               'stopped the rest', file=sys.stderr)
@@ -102,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument('--params', help='parameter YAML (default: the package config/flywheel.yaml)')
     up.add_argument('--only', help='comma-separated subset of nodes, e.g. oracle,gate')
     up.add_argument('--with', dest='with_nodes',
-                    help='optional nodes to add, e.g. governance (set its trust_root_path)')
+                    help='optional nodes to add: governance (the Oracle and the Gate then follow '
+                    'it)')
+    up.add_argument('--robots', type=int, default=0, metavar='N',
+                    help='a fleet: N robots in namespaces robot_0 ... robot_{N-1}, each with '
+                    'its own nodes, under one governance (default: one robot, no namespace)')
     up.set_defaults(func=cmd_up)
     demo = sub.add_parser('demo', help='run the embedded world with faults, gated and bypassed')
     demo.add_argument('--duration', type=float, default=30.0, help='seconds per run (default 30)')
