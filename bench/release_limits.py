@@ -1,10 +1,14 @@
 """What the release size limits buy: the worst spec inside them, and every bomb outside them.
 
-1. The worst-case Oracle spec the limits admit (flywheel/oracle/spec.py SpecLimits: zones,
-   vertices, coverage cells; flywheel/yamldoc.py YamlLimits), signed 2-of-3: the time to verify it
-   (`verify_submission`, as governance and `flywheel release verify` do), to build an Oracle from
-   it, the peak memory of both, and the time to score a 50-point proposal routed through or beside
-   the worst polygons (median and p99 over many samples; the Gate's verdict budget is 250 ms).
+1. The worst-case Oracle specs the limits admit (flywheel/oracle/spec.py SpecLimits: zones,
+   vertices, coverage cells, max_evidence; flywheel/yamldoc.py YamlLimits), signed 2-of-3: the
+   time to verify one (`verify_submission`, as governance and `flywheel release verify` do), to
+   build an Oracle from it, the peak memory of both, and the time to score a 50-point proposal
+   routed through or beside the worst polygons (median and p99 over many samples, wall and CPU).
+   Scoring budget: 10 ms at p99 for every layout. The Gate waits verdict_timeout (0.25 s) for a
+   verdict, but the Oracle must also keep up with proposals at 10-50 Hz (20 ms apart at 50 Hz)
+   on a 2-core robot computer it shares, and sign and publish each verdict: half of the fastest
+   period leaves the rest for them.
 2. Each attack of the issue: the time to refuse it, its peak memory, and the error class.
 
 Peak memory is measured in a forked child (VmHWM - VmRSS at the fork), so it includes GEOS and
@@ -36,7 +40,7 @@ from common import machine  # noqa: E402
 from flywheel.errors import ReleaseError  # noqa: E402
 from flywheel.kinematics import RobotState, constant_twist_rollout  # noqa: E402
 from flywheel.oracle.oracle import Oracle  # noqa: E402
-from flywheel.oracle.spec import SPEC_LIMITS  # noqa: E402
+from flywheel.oracle.spec import MAX_EVIDENCE, SPEC_LIMITS  # noqa: E402
 from flywheel.proposal import ProposalLimits, make_proposal  # noqa: E402
 from flywheel.release.archive import canonical_header, pack  # noqa: E402
 from flywheel.release.bundle import (MAX_UNPACKED_BYTES, ROOT, SPEC, TARGETS,  # noqa: E402
@@ -62,33 +66,65 @@ def ring(cx: float, cy: float, r: float, n: int, wobble: float = 0.0) -> list:
     return np.c_[cx + radius * np.cos(a), cy + radius * np.sin(a)].round(4).tolist()
 
 
+LAYOUTS = ('hit', 'near', 'big', 'scattered', 'slivers', 'late', 'crossing')
+BUDGET_MS = 10.0              # scoring p99, every layout (see the module docstring)
+
+
 def worst_spec(layout: str) -> dict:
     """Every limit used up, every zone where the proposal is scored.
 
-    hit:   1,024 zones of 13 vertices overlapping the route (every zone collides);
-    near:  the same zones 0.3 m beside the route (every zone within the clearance horizon);
-    big:   as many 1,024-vertex zones as the vertex total allows (13), beside the route.
+    hit:       1,024 zones of 13 vertices overlapping the route (every zone collides);
+    near:      the same zones 0.3 m beside the route (every zone within the clearance horizon);
+    big:       as many 1,024-vertex zones as the vertex total allows (13), beside the route;
+    scattered: 1,024 disjoint 3 cm zones in rows 0.2-0.4 m either side of the route, none
+               touching another (every one within the clearance horizon, none collides);
+    slivers:   1,024 thin zones running diagonally away from the route on both sides, their
+               boxes over the whole route, none touching it (boxes say nothing about distance);
+    late:      the same, but one of them lies across the end of the route: one zone touched,
+               by the last hulls only;
+    crossing:  1,024 thin 6 m zones through the route at every angle, crossing one another.
     Always: a non-convex 1,024-vertex geofence and validated region around it all, 64 speed
-    zones holding the route, 128 x 128 coverage cells.
+    zones holding the route, 128 x 128 coverage cells, max_evidence at its limit.
     """
     limits = SPEC_LIMITS
     doc = yaml.safe_load((CONFIG / 'oracle_spec.yaml').read_text())
     x0, y0 = ROUTE
     around = ring(x0 + 1.25, y0, 9.0, limits.max_vertices, wobble=0.05)
     fixed = len(doc['footprint']) + 2 * limits.max_vertices + 4 * limits.max_speed_zones
+    count = limits.max_zones
+    sides = (limits.max_total_vertices - fixed) // count
+    rng = np.random.default_rng(5)
     if layout == 'big':
-        count, sides = (limits.max_total_vertices - fixed) // limits.max_vertices, \
-            limits.max_vertices
-        cy = y0 + 0.2 + 0.3 + 0.25
-    else:
-        count = limits.max_zones
-        sides = (limits.max_total_vertices - fixed) // count
+        count = (limits.max_total_vertices - fixed) // limits.max_vertices
+        zones = [ring(x0 + 2.5 * i / 64, y0 + 0.75, 0.25, limits.max_vertices)
+                 for i in range(count)]
+    elif layout in ('hit', 'near'):
         cy = y0 if layout == 'hit' else y0 + 0.2 + 0.3 + 0.2
-    radius = 0.25 if layout == 'big' else 0.2
-    zones = [{'id': f'z{i}', 'polygon': ring(x0 + 2.5 * (i % 64) / 64, cy, radius, sides)}
-             for i in range(count)]
-    doc['obstacles'] = zones[:count - 1]
-    doc['keep_out'] = zones[count - 1:]
+        zones = [ring(x0 + 2.5 * (i % 64) / 64, cy, 0.2, sides) for i in range(count)]
+    elif layout == 'scattered':
+        zones = [ring(x0 - 1.0 + 4.5 * (i % 128) / 128,
+                      y0 + (0.62 + 0.045 * (i // 128 % 4)) * (1 if i < count // 2 else -1),
+                      0.015, sides) for i in range(count)]
+    elif layout in ('slivers', 'late'):
+        zones = []
+        for i in range(count):
+            a, side = rng.uniform(-4.0, 3.0), 1 if i % 2 else -1
+            zones.append(sliver((x0 + a, y0 + side * 0.75), (x0 + a + 5.0, y0 + side * 5.75),
+                                0.01, sides))
+        if layout == 'late':
+            zones[-1] = sliver((x0 + 2.7, y0 - 1.0), (x0 + 2.7, y0 + 1.0), 0.01, sides)
+    elif layout == 'crossing':
+        zones = []
+        for i in range(count):
+            centre = np.array([x0 + 2.5 * (i % 64) / 64, y0])
+            reach = 3.0 * np.array([np.cos(np.pi * (i + 0.5) / count),
+                                    np.sin(np.pi * (i + 0.5) / count)])
+            zones.append(sliver(centre - reach, centre + reach, 0.01, sides))
+    else:
+        raise ValueError(f'layout: {layout!r} is not one of {LAYOUTS}')
+    zones = [{'id': f'z{i}', 'polygon': z} for i, z in enumerate(zones)]
+    doc['obstacles'] = zones[:-1]
+    doc['keep_out'] = zones[-1:]
     box = [[x0 - 1, y0 - 1], [x0 + 4, y0 - 1], [x0 + 4, y0 + 1], [x0 - 1, y0 + 1]]
     doc['speed_zones'] = [{'id': f's{i}', 'max_speed': 5.0, 'polygon': copy.deepcopy(box)}
                           for i in range(limits.max_speed_zones)]
@@ -98,7 +134,19 @@ def worst_spec(layout: str) -> dict:
     doc['coverage'].update(origin=[0.0, 0.0], resolution=0.25,
                            cells=np.round(np.linspace(0.5, 1.0, side * side), 3)
                            .reshape(side, side).tolist())
+    doc['max_evidence'] = MAX_EVIDENCE
     return doc
+
+
+def sliver(start, end, width: float, vertices: int) -> list:
+    """A thin convex zone from ``start`` to ``end`` with ``vertices`` vertices (the extra ones
+    along its long sides)."""
+    start, end = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
+    along = end - start
+    normal = np.array([-along[1], along[0]]) * width / (2.0 * np.linalg.norm(along))
+    t = np.linspace(0.0, 1.0, vertices // 2)[:, None]
+    side = start + t * along
+    return np.concatenate([side - normal, (side + normal)[::-1]]).round(6).tolist()
 
 
 def proposal(seq: int):
@@ -259,9 +307,10 @@ def main(argv=None) -> int:
 
     print('| worst spec inside the limits | bundle (bytes) | YAML nodes | verify p50 / max (ms) '
           '| build Oracle p50 / max (ms) | peak memory verify+build (MiB) | scoring p50 (ms) '
-          '| scoring p99 (ms) | scoring max (ms) |')
-    print('|---|---|---|---|---|---|---|---|---|')
-    for layout in ('hit', 'near', 'big'):
+          '| scoring p99 (ms) | scoring max (ms) | scoring CPU p50 / p99 (ms) |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    over = {'CPU': [], 'wall': []}
+    for layout in LAYOUTS:
         text = yaml.safe_dump(worst_spec(layout), default_flow_style=None, width=1 << 20)
         text = text.replace("version: 1.0.0", "version: '1.0.0'")
         bundle = build_bundle(text.encode(), 1, LATER)
@@ -278,18 +327,27 @@ def main(argv=None) -> int:
         probe = oracle.evaluate(proposal(0))
         if probe.evidence_status == EvidenceStatus.INPUT_REJECTED:
             raise SystemExit(f'the benchmark proposal is rejected as input: {probe.evidence}')
-        scores = []
+        wall, cpu = [], []
         for i in range(args.scoring_samples):
             p = copy.copy(proposal(i))
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             oracle.evaluate(p)
-            scores.append(time.perf_counter() - start)
-        s = np.asarray(scores) * 1e3
+            cpu.append(time.thread_time() - start_cpu)
+            wall.append(time.perf_counter() - start)
+        s, c = np.asarray(wall) * 1e3, np.asarray(cpu) * 1e3
+        over['wall'] += [layout] if np.percentile(s, 99) > BUDGET_MS else []
+        over['CPU'] += [layout] if np.percentile(c, 99) > BUDGET_MS else []
         print(f'| {layout}: {len(release.spec.obstacles) + len(release.spec.keep_out)} zones '
               f'(collision risk {probe.collision_risk:.0f}, clearance {probe.min_clearance:.2f} '
               f'm) | {len(bundle)} | {nodes} | {np.median(verify_ms):.0f} / {verify_ms.max():.0f} '
               f'| {np.median(build_ms):.1f} / {build_ms.max():.1f} | {peak:.0f} '
-              f'| {np.median(s):.2f} | {np.percentile(s, 99):.2f} | {s.max():.2f} |')
+              f'| {np.median(s):.2f} | {np.percentile(s, 99):.2f} | {s.max():.2f} '
+              f'| {np.median(c):.2f} / {np.percentile(c, 99):.2f} |')
+    print(f'\nscoring budget, p99 <= {BUDGET_MS:g} ms for every layout: '
+          + '; '.join(f'{clock} time ' + (f'OVER for {", ".join(late)}' if late else 'met')
+                      for clock, late in over.items())
+          + f' (wall time includes the time the core was given to other processes: load '
+          f'average {os.getloadavg()[0]:.2f} at the end)')
 
     print('\n| attack | bundle (bytes) | refused with | refusal p50 / max (ms) '
           '| peak memory (MiB) |')

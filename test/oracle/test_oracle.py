@@ -157,8 +157,12 @@ def test_coverage_uncertainty_in_unaudited_cells(oracle):
     assert EvidenceKind.COVERAGE in kinds(s)
 
 
-def test_coverage_outside_the_grid_counts_as_unaudited(spec):
-    assert spec.coverage.coverage_at(np.array([[-5.0, -5.0], [1.5, 1.5]])).tolist() == [0.0, 1.0]
+def test_coverage_outside_the_grid_counts_as_unaudited(oracle, spec):
+    x0, y0 = spec.coverage.origin
+    s = oracle.evaluate(straight(x0 - 5.0, y0 - 5.0, 0.0, 0.0, points=5))
+    assert s.coverage_uncertainty == 1.0
+    worst = [e for e in s.evidence if e.kind == EvidenceKind.COVERAGE][0]
+    assert worst.x < x0 and worst.y < y0
 
 
 def test_evidence_is_truncated_worst_first(spec):
@@ -322,7 +326,7 @@ def test_a_coverage_cell_crossed_between_samples_is_counted(spec):
     grid = dataclasses.replace(spec.coverage, resolution=0.1, cells=cells)
     oracle = Oracle(dataclasses.replace(spec, coverage=grid), ProposalLimits())
     p = driven(2.0, 6.0, 0.0, [(0.9, 0.0)] * 3, 0.5)
-    assert grid.coverage_at(p.states[:, :2]).min() == 1.0     # no sample is in that cell
+    assert not any(2.2 <= x < 2.3 and 6.0 <= y < 6.1 for x, y in p.states[:, :2])  # no sample
     s = oracle.evaluate(p)
     assert s.coverage_uncertainty == pytest.approx(0.8)
     worst = [e for e in s.evidence if e.kind == EvidenceKind.COVERAGE][0]
@@ -354,3 +358,119 @@ def test_shedding_scores_nothing_and_stops_everything(oracle, monkeypatch):
 def test_absurd_twists_are_scored_or_refused_without_raising(oracle, v, w):
     s = oracle.evaluate(straight(5.0, 4.0, 0.0, v, points=5, w=w))
     assert s.safety_score == 0.0
+
+
+# -- the zone index: sparse (pair by pair) and dense (indexed) scoring agree with every pair ----
+
+@pytest.fixture(params=['sparse', 'dense'])
+def zone_path(request, monkeypatch):
+    """Force the zone index's sparse or dense way (it picks one by the zones near the sweep)."""
+    from flywheel.oracle.oracle import _ZoneIndex
+    if request.param == 'sparse':
+        for name in ('QUERY', 'PAIRS', 'VERTICES'):
+            monkeypatch.setattr(_ZoneIndex, name, 10**12)
+    else:
+        monkeypatch.setattr(_ZoneIndex, 'QUERY', -1)
+    return request.param
+
+
+def every_pair(oracle, p):
+    """(collision risk, clearance, time to collision, zones touched, nearest distance per zone)
+    from the exact distance of every (swept hull, zone) pair: what the index must reproduce."""
+    swept = oracle.swept(p)
+    zones = oracle.spec.obstacles + oracle.spec.keep_out
+    d = shapely.distance(swept.hulls[:, None],
+                         np.array([z.polygon for z in zones], dtype=object)[None, :])
+    if (d == 0.0).any():
+        hull, zone = np.nonzero(d == 0.0)
+        return 1.0, 0.0, float(swept.start[hull].min()), {zones[z].zone_id for z in zone}, d.min(0)
+    gap = float(d.min())
+    if gap > oracle.spec.limits.clearance_horizon:
+        return 0.0, math.inf, math.inf, set(), d.min(0)
+    return max(0.0, 1.0 - gap / oracle.spec.limits.clearance_margin), gap, math.inf, set(), \
+        d.min(0)
+
+
+def cluttered(spec, rng, count):
+    """The shipped spec with ``count`` random zones around (2..8, 2..6): boxes, thin slivers,
+    posts small enough to fit inside a swept hull, and large non-convex zones."""
+    zones = []
+    for i in range(count):
+        x, y = rng.uniform(1.5, 8.5), rng.uniform(1.5, 6.5)
+        kind = i % 4
+        if kind == 0:
+            w, h = rng.uniform(0.05, 0.6, 2)
+            polygon = shapely.box(x, y, x + w, y + h)
+        elif kind == 1:
+            a = rng.uniform(0.0, math.pi)
+            polygon = shapely.LineString([(x, y), (x + 2.0 * math.cos(a), y + 2.0 * math.sin(a))]
+                                         ).buffer(0.005, cap_style='flat')
+        elif kind == 2:
+            polygon = shapely.Point(x, y).buffer(rng.uniform(0.01, 0.04), quad_segs=2)
+        else:
+            a = np.linspace(0.0, 2.0 * math.pi, 16, endpoint=False)
+            r = rng.uniform(0.3, 1.2) * (1.0 - 0.5 * (np.arange(16) % 2))
+            polygon = shapely.Polygon(np.c_[x + r * np.cos(a), y + r * np.sin(a)])
+        zones.append(Zone(f'z{i}', polygon))
+    half = count // 2
+    return dataclasses.replace(spec, obstacles=tuple(zones[:half]), keep_out=tuple(zones[half:]),
+                               max_evidence=64)
+
+
+@pytest.mark.parametrize('count', [8, 120])
+def test_contact_and_clearance_agree_with_every_pair(spec, zone_path, count):
+    rng = np.random.default_rng(count)
+    world = cluttered(spec, rng, count)
+    oracle = Oracle(world, ProposalLimits())
+    ids = [z.zone_id for z in world.obstacles + world.keep_out]
+    for _ in range(40):
+        p = straight(rng.uniform(2.0, 8.0), rng.uniform(2.0, 6.0), rng.uniform(-np.pi, np.pi),
+                     rng.uniform(0.0, 0.8), points=int(rng.integers(5, 30)),
+                     w=rng.uniform(-0.8, 0.8))
+        s = oracle.evaluate(p)
+        risk, clearance, ttc, touched, nearest = every_pair(oracle, p)
+        assert s.collision_risk == pytest.approx(risk, abs=1e-9)
+        assert s.min_clearance == pytest.approx(clearance, abs=1e-9)
+        assert s.time_to_collision == ttc
+        hits = {e.rule_id for e in s.evidence if e.kind in (EvidenceKind.COLLISION,
+                                                             EvidenceKind.KEEP_OUT)}
+        assert hits == touched
+        for e in s.evidence:
+            if e.kind == EvidenceKind.CLEARANCE:          # names a zone that near
+                assert nearest[ids.index(e.rule_id)] == pytest.approx(e.value, abs=1e-9)
+
+
+def test_a_zone_wholly_inside_the_swept_region_is_a_collision(spec, zone_path):
+    # a 2 cm post under a robot standing still: no hull's boundary comes near it
+    post = shapely.Point(1.55, 1.0).buffer(0.02)
+    oracle = Oracle(with_zones(spec, obstacles=[Zone('post', post)]), ProposalLimits())
+    p = straight(1.5, 1.0, 0.0, 0.0, points=5)
+    hulls = oracle.swept(p).hulls
+    assert shapely.contains_properly(hulls, post).all()
+    assert shapely.distance(shapely.boundary(hulls), post).min() > 0.1
+    s = oracle.evaluate(p)
+    assert s.collision_risk == 1.0
+    assert [e.rule_id for e in s.evidence if e.kind == EvidenceKind.COLLISION] == ['post']
+
+
+def test_a_robot_wholly_inside_a_keep_out_zone_collides_at_once(spec, zone_path):
+    bay = shapely.box(0.5, 0.3, 3.5, 1.7)
+    oracle = Oracle(with_zones(spec, keep_out=[Zone('bay', bay)]), ProposalLimits())
+    p = straight(1.5, 1.0, 0.0, 0.2, points=10)
+    assert all(shapely.contains_properly(bay, h) for h in oracle.swept(p).hulls)
+    s = oracle.evaluate(p)
+    assert s.collision_risk == 1.0 and s.time_to_collision == 0.0
+    assert [e.rule_id for e in s.evidence if e.kind == EvidenceKind.KEEP_OUT] == ['bay']
+
+
+def test_more_zones_touched_than_evidence_holds_are_truncated_in_spec_order(spec, zone_path):
+    # ten posts across the path, 0.3 m apart, listed far to near: the evidence names the first
+    # three listed, the time to collision is that of the nearest
+    posts = [Zone(f'post{k}', shapely.box(2.5 + 0.3 * k, 0.95, 2.55 + 0.3 * k, 1.05))
+             for k in reversed(range(10))]
+    world = dataclasses.replace(with_zones(spec, obstacles=posts), max_evidence=3)
+    oracle, p = Oracle(world, ProposalLimits()), straight(1.5, 1.0, 0.0, 0.8, points=50)
+    s = oracle.evaluate(p)
+    assert s.evidence_status == EvidenceStatus.TRUNCATED
+    assert [e.rule_id for e in s.evidence] == ['post9', 'post8', 'post7']
+    assert s.time_to_collision == every_pair(oracle, p)[2] > 0.0

@@ -62,6 +62,7 @@ def test_what_a_verdict_covers_defaults_when_absent():
     (('coverage', 'resolution'), 0, 'coverage.resolution'),
     (('version',), '', 'version'),
     (('max_evidence',), 0, 'max_evidence'),
+    (('max_evidence',), 65, 'max_evidence'),        # more than one SafetySignals message holds
     (('unexpected',), 1, 'spec.unexpected'),
     (('command_hold',), 0.0, 'command_hold'),
     (('command_hold',), 'long', 'command_hold'),

@@ -1,15 +1,20 @@
 """A signed spec is still bounded: its YAML is scanned against limits before it is composed, and
 its size (zones, vertices, coverage cells) is checked before any geometry is built. These are the
 attacks of operators' keys in the wrong hands, or of a refiner gone wrong."""
+import math
 import time
 
+import numpy as np
 import pytest
 import yaml
 
 import flywheel.yamldoc
 from flywheel.errors import (OversizeBundleError, OversizeSpecError, SpecLimitError,
                              YamlAliasError)
-from flywheel.oracle.spec import SPEC_LIMITS, parse_spec
+from flywheel.kinematics import RobotState, constant_twist_rollout
+from flywheel.oracle.oracle import Oracle
+from flywheel.oracle.spec import MAX_EVIDENCE, SPEC_LIMITS, parse_spec
+from flywheel.proposal import ProposalLimits, make_proposal
 from flywheel.release.bundle import verify_bundle
 from test.conftest import CONFIG
 from test.release.conftest import NOW, craft, spec_bytes
@@ -93,3 +98,49 @@ def test_too_many_coverage_cells():
     coverage = {**DOC['coverage'], 'cells': [[1] * 128] * 129}
     with pytest.raises(SpecLimitError, match='16512 cells > 16384'):
         parse_spec({**DOC, 'coverage': coverage})
+
+
+def worst_zones(layout: str) -> list[dict]:
+    """As many zones as the limits allow, of as many vertices as the vertex total allows, all
+    where a proposal from (2, 6) heading +x at 0.5 m/s for 5 s is scored: across its route
+    (every zone touched), beside it (every zone within the clearance horizon), or as thin
+    zones crossing the route and one another at every angle."""
+    count = SPEC_LIMITS.max_zones
+    sides = (SPEC_LIMITS.max_total_vertices - 2 * SPEC_LIMITS.max_vertices) // count
+    zones = []
+    for i in range(count):
+        x = 2.0 + 2.5 * (i % 64) / 64
+        if layout == 'crossing':
+            a = math.pi * (i + 0.5) / count
+            d = np.array([math.cos(a), math.sin(a)])
+            n = np.array([-d[1], d[0]]) * 0.005
+            t = np.linspace(-3.0, 3.0, sides // 2)[:, None]
+            side = np.array([x, 6.0]) + t * d
+            ring = np.concatenate([side - n, (side + n)[::-1]])
+        else:
+            a = np.linspace(0.0, 2.0 * math.pi, sides, endpoint=False)
+            y = 6.0 if layout == 'across' else 6.7
+            ring = np.c_[x + 0.2 * np.cos(a), y + 0.2 * np.sin(a)]
+        zones.append({'id': f'z{i}', 'polygon': ring.round(6).tolist()})
+    return zones
+
+
+@pytest.mark.parametrize('layout', ['across', 'beside', 'crossing'])
+def test_scoring_the_worst_spec_inside_the_limits_stays_inside_the_budget(layout):
+    """The Oracle scored such a spec in 100-370 ms (over the Gate's 0.25 s verdict_timeout);
+    bench/release_limits.py measures it (budget 10 ms at p99). CPU time, with a margin for a
+    loaded machine: this guards against the work growing with the zones again."""
+    zones = worst_zones(layout)
+    spec = parse_spec({**DOC, 'obstacles': zones[:-1], 'keep_out': zones[-1:],
+                       'max_evidence': MAX_EVIDENCE})
+    oracle = Oracle(spec, ProposalLimits())
+    t_ns = (np.arange(50) * 0.1e9).astype(np.int64)
+    states = constant_twist_rollout(RobotState(2.0, 6.0, 0.0), 0.5, 0.0, 50, 0.1)
+    cpu = []
+    for seq in range(7):
+        p = make_proposal(f'proposer/{seq}', 'proposer', seq, 'map', 0, t_ns, states, (0.5, 0.0))
+        start = time.thread_time()
+        s = oracle.evaluate(p)
+        cpu.append(time.thread_time() - start)
+    assert (s.collision_risk == 1.0) == (layout != 'beside')
+    assert float(np.median(cpu)) < 0.025

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import shapely
 from shapely.geometry import Point, Polygon
 
 from flywheel.errors import SpecError, SpecLimitError
@@ -38,7 +37,8 @@ class Limits:
     max_yaw_rate: float
     max_curvature: float
     clearance_margin: float
-    # Clearance is measured exactly up to this distance; beyond it is reported as +inf.
+    # Clearance is measured exactly up to this distance; beyond it is reported as +inf. (The
+    # scoring work does not grow with it: flywheel/oracle/oracle.py's zone index.)
     clearance_horizon: float = 1.0
     # Curvature |w/v| is meaningless while turning in place; it is checked only above this speed.
     curvature_min_speed: float = 0.05
@@ -46,56 +46,33 @@ class Limits:
 
 @dataclass(frozen=True)
 class UncertaintyModel:
-    """Prediction uncertainty u: how far a trajectory leaves the envelope the spec was validated on.
+    """Prediction uncertainty u: how far a proposal leaves the envelope the spec was validated on.
 
-    u = max(fraction of trajectory points outside validated_region,
-            clip((peak |v| - validated_max_speed) / validated_max_speed, 0, 1)).
+    u = max(fraction of the vertices of the swept region's placements (the inflated footprints
+            the swept hulls are built from) outside validated_region,
+            clip((peak |v| of the trajectory and the command - validated_max_speed)
+                 / validated_max_speed, 0, 1)).
+    The Oracle computes it (flywheel/oracle/oracle.py); this is the spec's part.
     """
 
     validated_region: Polygon
     validated_max_speed: float
     threshold: float
 
-    def __call__(self, xy: np.ndarray, speeds: np.ndarray) -> tuple[float, int]:
-        """u for trajectory points (N, 2) and their speeds, and the index of the worst point."""
-        outside = ~shapely.contains_xy(self.validated_region, xy[:, 0], xy[:, 1])
-        region_u = float(outside.mean())
-        peak = int(np.argmax(np.abs(speeds)))
-        excess = (abs(speeds[peak]) - self.validated_max_speed) / self.validated_max_speed
-        speed_u = float(np.clip(excess, 0.0, 1.0))
-        if region_u >= speed_u:
-            return region_u, int(np.argmax(outside))
-        return speed_u, peak
-
 
 @dataclass(frozen=True)
 class CoverageGrid:
     """Audit coverage per grid cell in [0, 1]: how well audits have exercised the spec there.
 
-    c_a = 1 - min(coverage of the cells the trajectory visits); a cell outside the grid counts 0.
-    ``cells[row][col]`` covers x in origin_x + col*resolution, y in origin_y + row*resolution.
+    c_a = 1 - min(coverage of every cell that the bounding box of a swept hull touches); a cell
+    outside the grid counts 0. ``cells[row][col]`` covers x in origin_x + col*resolution,
+    y in origin_y + row*resolution. The Oracle computes it (flywheel/oracle/oracle.py).
     """
 
     origin: tuple[float, float]
     resolution: float
     cells: np.ndarray
     threshold: float
-
-    def __call__(self, xy: np.ndarray) -> tuple[float, int]:
-        """c_a for trajectory points (N, 2), and the index of the least covered point."""
-        coverage = self.coverage_at(xy)
-        worst = int(np.argmin(coverage))
-        return 1.0 - float(coverage[worst]), worst
-
-    def coverage_at(self, xy: np.ndarray) -> np.ndarray:
-        """Coverage of the cells holding each point of an (N, 2) array."""
-        col = np.floor((xy[:, 0] - self.origin[0]) / self.resolution).astype(np.int64)
-        row = np.floor((xy[:, 1] - self.origin[1]) / self.resolution).astype(np.int64)
-        rows, cols = self.cells.shape
-        inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
-        out = np.zeros(len(xy))
-        out[inside] = self.cells[row[inside], col[inside]]
-        return out
 
 
 @dataclass(frozen=True)
@@ -111,6 +88,7 @@ class OracleSpec:
     limits: Limits
     uncertainty: UncertaintyModel
     coverage: CoverageGrid
+    # Evidence items per verdict at most (<= MAX_EVIDENCE), the worst kept.
     max_evidence: int = 16
     # What a verdict covers: the command held for command_hold (s) from any start within
     # anchor_tolerance (m) and anchor_yaw_tolerance (rad) of the first pose. The Gate honours a
@@ -123,6 +101,10 @@ class OracleSpec:
     sweep_tolerance: float = 0.01
 
 
+# The most evidence items one SafetySignals message holds (msg/SafetySignals.msg,
+# Evidence[<=64]); also what bounds the Oracle's per-zone evidence work.
+MAX_EVIDENCE = 64
+
 _TOP_KEYS = {'version', 'overlay_version', 'frame_id', 'footprint', 'obstacles', 'keep_out',
              'speed_zones', 'geofence', 'limits', 'uncertainty', 'coverage', 'max_evidence',
              'command_hold', 'anchor_tolerance', 'anchor_yaw_tolerance', 'sweep_tolerance'}
@@ -131,7 +113,9 @@ _TOP_KEYS = {'version', 'overlay_version', 'frame_id', 'footprint', 'obstacles',
 @dataclass(frozen=True)
 class SpecLimits:
     """How big a spec may be, checked on the raw document before any geometry is built. They keep
-    parsing, building an Oracle and scoring one proposal bounded (bench/release_limits.py)."""
+    parsing, building an Oracle and scoring one proposal bounded: bench/release_limits.py
+    measures the worst specs inside them (scoring budget 10 ms at p99, against the Gate's 0.25 s
+    verdict_timeout and proposals at up to 50 Hz)."""
 
     max_zones: int = 1024              # obstacles + keep_out (each is scored per proposal)
     max_speed_zones: int = 64
@@ -201,7 +185,8 @@ def parse_spec(doc: dict) -> OracleSpec:
         limits=_limits(doc['limits']),
         uncertainty=_uncertainty(doc['uncertainty']),
         coverage=_coverage(doc['coverage']),
-        max_evidence=integer(doc.get('max_evidence', 16), 'max_evidence', lo=1, hi=1000),
+        max_evidence=integer(doc.get('max_evidence', 16), 'max_evidence', lo=1,
+                             hi=MAX_EVIDENCE),
         command_hold=number(doc.get('command_hold', 0.4), 'command_hold', lo=0.0, lo_open=True,
                             hi=10.0),
         anchor_tolerance=number(doc.get('anchor_tolerance', 0.05), 'anchor_tolerance', lo=0.0,

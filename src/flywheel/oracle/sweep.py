@@ -51,9 +51,11 @@ class Sweep:
 
     ``segment[j]`` is the pose index of the segment hull j belongs to, ``start[j]`` the time (s)
     its motion starts, ``speed[j]`` its segment's |v| and ``bounds[j]`` its (xmin, ymin, xmax,
-    ymax). ``placements`` (D, K, 2) are the inflated footprints every hull is the convex hull of
-    two consecutive ones of, and ``owner[d]`` the pose placement d is at or after (in the segment
-    that pose starts).
+    ymax); ``extent`` is the box of them all. ``placements`` (D, K, 2) are the inflated
+    footprints every hull is the convex hull of two consecutive ones of, and ``owner[d]`` the pose
+    placement d is at or after (in the segment that pose starts). The hulls of consecutive
+    segments (pose indices i, i + 1) and of one segment share a placement: each such run of
+    hulls is connected.
     """
 
     hulls: np.ndarray        # shapely Polygons, shape (M,)
@@ -61,6 +63,7 @@ class Sweep:
     start: np.ndarray        # float, shape (M,)
     speed: np.ndarray        # float, shape (M,)
     bounds: np.ndarray       # float, shape (M, 4)
+    extent: tuple[float, float, float, float]
     placements: np.ndarray   # float, shape (D, K, 2)
     owner: np.ndarray        # int, shape (D,)
 
@@ -105,8 +108,8 @@ def subdivide(twists: np.ndarray, durations: np.ndarray, radius: float,
     turn = rate * durations
     bend = (speed + rate * radius) * turn * durations / 8.0    # the chord bound times n**2
     count = np.maximum(np.sqrt(bend / tolerance), turn / MAX_SUBARC_TURN)
-    n = np.ceil(np.clip(count, 1, MAX_SUBARCS)).astype(np.int64)
-    chord = bend / n ** 2
+    n = np.ceil(np.minimum(np.maximum(count, 1.0), MAX_SUBARCS)).astype(np.int64)
+    chord = bend / (n * n)
     wide = turn > math.pi * n
     if wide.any():
         # a sub-arc over a half turn: any point of a circle is within its diameter of another
@@ -143,12 +146,14 @@ def sweep(poses: np.ndarray, twists: np.ndarray, durations: np.ndarray, times: n
         segment = np.repeat(segments, n)
         a = first[segment] + np.arange(len(segment)) - np.repeat(np.cumsum(n) - n, n)
     placed = footprint.place(dense, inflation[owner])
-    # The 2K vertices as one (possibly self-intersecting) ring: only its hull is used, and building
-    # rings from one array is much faster than building multipoints.
-    rings = np.concatenate([placed[a], placed[a + 1], placed[a, :1]], axis=1)
-    hulls = shapely.convex_hull(shapely.polygons(_xy(rings)))
-    return Sweep(hulls, segment, times[segment] + offset[a], np.abs(twists[segment, 0]),
-                 shapely.bounds(hulls), _xy(placed), owner)
+    # The 2K vertices as one line: only its hull is used, and GEOS builds lines from one array
+    # faster than rings or multipoints.
+    hulls = shapely.convex_hull(shapely.linestrings(_xy(np.concatenate([placed[a], placed[a + 1]],
+                                                                       axis=1))))
+    bounds = shapely.bounds(hulls)
+    extent = np.concatenate((bounds[:, :2].min(axis=0), bounds[:, 2:].max(axis=0)))
+    return Sweep(hulls, segment, times[segment] + offset[a], np.abs(twists[segment, 0]), bounds,
+                 tuple(extent.tolist()), _xy(placed), owner)
 
 
 def _xy(points: np.ndarray) -> np.ndarray:
