@@ -1,10 +1,24 @@
-"""Shared by the benchmarks: percentiles, the machine line, a fixed ROS domain per run."""
+"""Shared by the benchmarks: percentiles, the machine line, a ROS domain of their own per run with
+the nodes' transport, the child processes they start (always ended, by PID, even on Ctrl-C), a CPU
+hog."""
 from __future__ import annotations
 
+import atexit
+import fcntl
 import os
 import platform
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
+
+# Benchmarks take ROS domains 200..229 (tests take 100..199): one lock file per domain, held for
+# the life of the process, so two benchmarks running at once never share a graph.
+DOMAINS = range(200, 230)
+_domain_lock = None
 
 
 def machine() -> str:
@@ -18,6 +32,20 @@ def machine() -> str:
         pass
     return (f'{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, '
             f'{platform.system()} {platform.release()}')
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages (how idle "idle" was)."""
+    try:
+        return ' '.join(open('/proc/loadavg').read().split()[:3])
+    except OSError:
+        return 'unknown'
+
+
+def command_line() -> str:
+    """This benchmark's command, as the README quotes it."""
+    script = os.path.relpath(sys.argv[0], Path(__file__).resolve().parents[1])
+    return ' '.join(['scripts/run.sh python', script] + sys.argv[1:])
 
 
 def stats_ms(samples_s: list[float]) -> dict:
@@ -35,7 +63,118 @@ HEADER = ('| case | samples | p50 (ms) | p99 (ms) | mean (ms) | max (ms) |\n'
           '|---|---|---|---|---|---|')
 
 
-def isolate_ros() -> None:
+def isolate_ros() -> str:
+    """A ROS domain no other benchmark on this host is using, discovery kept on this host, and
+    the transport every flywheel node uses (UDP only: configure_transport), so this process talks
+    to the nodes as they talk to each other. Call before rclpy.init; returns the transport line."""
+    global _domain_lock
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    os.environ.setdefault('ROS_DOMAIN_ID', str(200 + os.getpid() % 30))
+    if 'ROS_DOMAIN_ID' not in os.environ:
+        start = os.getpid() % len(DOMAINS)
+        for k in range(len(DOMAINS)):
+            domain = DOMAINS[(start + k) % len(DOMAINS)]
+            lock = open(Path(tempfile.gettempdir()) / f'flywheel-bench-domain-{domain}.lock', 'w')
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                continue
+            _domain_lock = lock
+            os.environ['ROS_DOMAIN_ID'] = str(domain)
+            break
+        else:
+            os.environ['ROS_DOMAIN_ID'] = str(DOMAINS[start])
+    from flywheel.ros.transport import configure_transport
+    return configure_transport()
 
+
+def provision_keys() -> Path:
+    """This run's own robot keys and trust root (``flywheel keys init`` in a scratch ROS_HOME,
+    which the node processes inherit): nodes sign verdicts and check signed proposals."""
+    from datetime import datetime, timezone
+
+    from flywheel.provision import default_key_dir, provision
+    os.environ['ROS_HOME'] = tempfile.mkdtemp(prefix='flywheel-bench-ros-home-')
+    return provision(default_key_dir(), datetime.now(timezone.utc)).directory
+
+
+def node_env(shared_memory: bool = False, scratch: Path | None = None) -> dict[str, str]:
+    """The environment a user's shell gives the node processes: discovery on this host, no Fast
+    DDS profile of their own, so each node picks its transport itself (UDP only). With
+    ``shared_memory`` they get an empty profile file instead: rmw_fastrtps then configures its
+    own LOCALHOST transports, shared memory + UDP (the baseline the UDP profile replaced)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')}
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    if shared_memory:
+        scratch = scratch or Path(tempfile.mkdtemp(prefix='flywheel-bench-'))
+        empty = scratch / 'no_participant_profile.xml'
+        empty.write_text('<?xml version="1.0" encoding="UTF-8" ?>\n'
+                         '<dds xmlns="http://www.eprosima.com"><profiles/></dds>\n')
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(empty)
+    return env
+
+
+class Children:
+    """Every process a benchmark starts besides its node graphs: ended by PID (SIGKILL) at
+    close(), at interpreter exit, and on SIGTERM/SIGHUP (turned into KeyboardInterrupt so the
+    benchmark's finally blocks, which stop the graphs, run too)."""
+
+    def __init__(self):
+        self.processes: list[subprocess.Popen] = []
+        atexit.register(self.close)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupt)
+
+    def spawn(self, cmd: list[str], **kwargs) -> subprocess.Popen:
+        kwargs.setdefault('stdin', subprocess.DEVNULL)
+        kwargs.setdefault('start_new_session', True)   # a Ctrl-C reaches only the benchmark
+        p = subprocess.Popen(cmd, **kwargs)
+        self.processes.append(p)
+        return p
+
+    def kill(self, p: subprocess.Popen) -> None:
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (p.stdout, p.stderr):
+            if stream is not None:
+                stream.close()
+        if p in self.processes:
+            self.processes.remove(p)
+
+    def close(self) -> None:
+        for p in list(self.processes):
+            self.kill(p)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
+HOG = 'while True:\n    pass\n'
+
+
+class CpuHog:
+    """``n`` busy-looping processes at normal priority (default: one per core), started by the
+    benchmark and killed by it."""
+
+    def __init__(self, children: Children, n: int | None = None):
+        self.children, self.n = children, n or os.cpu_count() or 1
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> 'CpuHog':
+        self.processes = [self.children.spawn([sys.executable, '-c', HOG],
+                                              stdout=subprocess.DEVNULL)
+                          for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for p in self.processes:
+            self.children.kill(p)
