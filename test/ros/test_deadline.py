@@ -182,7 +182,8 @@ def test_killed_cmd_vel_subscribers_never_delay_the_gate(probe, loop):
     stream.pause()
     assert stop_after_last_approval(probe, commands, decisions) <= BUDGET_NS
     assert_no_command_outlives_its_approval(commands, decisions)
-    sent = sorted(s for _, s, _ in commands)
+    going = min(s for _, s, v in commands if v != 0.0)     # from the loop's first command on
+    sent = sorted(s for _, s, _ in commands if s >= going)
     gaps = [b - a for a, b in zip(sent, sent[1:])]
     assert max(gaps) <= 4 * TICK * 1e9, f'cmd_vel silent for {max(gaps) / 1e6:.0f} ms'
 
@@ -223,3 +224,96 @@ def test_a_flood_is_decided_not_dropped_and_the_deadline_holds(probe, loop):
     assert len(ids) == len(set(ids)), 'a proposal was decided twice'
     assert flood_decided() == set(flooded), \
         f'{len(flooded) - len(flood_decided())} of {len(flooded)} flood proposals got no decision'
+
+
+def output_process(gate_pid: int) -> int:
+    """The PID of the Gate's output process (its child)."""
+    for entry in os.scandir('/proc'):
+        if entry.name.isdigit():
+            try:
+                stat = open(f'/proc/{entry.name}/stat').read()
+            except OSError:
+                continue
+            if int(stat.rsplit(')', 1)[1].split()[1]) == gate_pid:
+                return int(entry.name)
+    raise AssertionError(f'the gate (pid {gate_pid}) has no output process')
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == 'Z'
+
+
+def first_stop_after(commands, t_ns: int):
+    return min((sent for _, sent, v in commands if v == 0.0 and sent > t_ns), default=None)
+
+
+def test_the_output_process_publishes_at_real_time_priority(probe, loop):
+    graph, *_ = loop
+    output = output_process(graph.processes['gate'].pid)
+    assert os.sched_getscheduler(output) == os.SCHED_FIFO
+    assert os.sched_getparam(output).sched_priority == 10
+
+
+def test_a_killed_gate_leaves_the_robot_stopped(probe, loop):
+    """kill -9 of the Gate: its output process sees the pipe close, publishes stop and exits."""
+    graph, _, commands, decisions, _ = loop
+    gate = graph.processes['gate']
+    output = output_process(gate.pid)
+    killed_ns = probe.now_ns()
+    os.kill(gate.pid, signal.SIGKILL)
+    gate.wait(timeout=5)
+    assert probe.spin_until(lambda: first_stop_after(commands, killed_ns) is not None, 5.0)
+    assert first_stop_after(commands, killed_ns) - killed_ns <= TICK * 1e9 * 2
+    assert probe.spin_until(lambda: gone(output), 5.0), 'the output process outlived the gate'
+    # (decisions the Gate published just before it died may be lost with it: the promise here is
+    # that nothing moves after the kill)
+    assert all(v == 0.0 for _, sent, v in commands if sent > killed_ns)
+
+
+@pytest.mark.parametrize('how', [signal.SIGKILL, signal.SIGSTOP])
+def test_a_dead_or_frozen_output_process_is_replaced_and_the_robot_stops(probe, loop, how):
+    """The Gate publishes stop itself within its watchdog, withdraws the approval, replaces the
+    output process (killing a frozen one) and the loop resumes under a new approval."""
+    graph, stream, commands, decisions, _ = loop
+    output = output_process(graph.processes['gate'].pid)
+    hit_ns = probe.now_ns()
+    os.kill(output, how)
+    try:
+        assert probe.spin_until(lambda: first_stop_after(commands, hit_ns) is not None, 5.0)
+        assert first_stop_after(commands, hit_ns) - hit_ns <= BUDGET_NS
+        assert probe.spin_until(lambda: gone(output), 5.0), 'the old output process lives on'
+        assert probe.spin_until(lambda: any(v != 0.0 and sent > hit_ns + BUDGET_NS
+                                            for _, sent, v in commands), 30.0), \
+            'the loop never resumed under a new output process'
+    finally:
+        if how == signal.SIGSTOP and not gone(output):
+            os.kill(output, signal.SIGCONT)
+    assert output_process(graph.processes['gate'].pid) != output
+    stream.pause()
+    assert stop_after_last_approval(probe, commands, decisions) <= BUDGET_NS
+    assert_no_command_outlives_its_approval(commands, decisions)
+
+
+def test_a_frozen_gate_cannot_keep_a_command_in_force(probe, loop):
+    """SIGSTOP of the Gate itself: its output process stops the robot at the deadline and keeps
+    publishing stop every tick."""
+    graph, stream, commands, decisions, _ = loop
+    gate = graph.processes['gate']
+    frozen_ns = probe.now_ns()
+    os.kill(gate.pid, signal.SIGSTOP)
+    try:
+        probe.spin_for(1.0)
+    finally:
+        os.kill(gate.pid, signal.SIGCONT)
+    during = sorted(s for _, s, _ in commands if frozen_ns < s < frozen_ns + 0.9e9)
+    assert during and during[0] - frozen_ns <= 4 * TICK * 1e9
+    assert max(b - a for a, b in zip(during, during[1:])) <= 4 * TICK * 1e9
+    moving = [s for _, s, v in commands if v != 0.0 and frozen_ns < s < frozen_ns + 0.9e9]
+    assert not moving or max(moving) - frozen_ns <= BUDGET_NS
+    stream.pause()
+    assert stop_after_last_approval(probe, commands, decisions) <= BUDGET_NS
+    assert_no_command_outlives_its_approval(commands, decisions)

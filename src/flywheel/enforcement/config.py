@@ -68,8 +68,13 @@ class GateConfig:
                               'manager or `ros2 lifecycle` drives it; stop is published until '
                               'it is active).', read_only=True)
     stamped: bool = setting(False, 'Publish geometry_msgs/TwistStamped on cmd_vel (stamp: when '
-                            'the command was approved, so a base can drop stale ones) instead '
-                            'of Twist.', read_only=True)
+                            'each message is sent, so a base can drop stale ones) instead of '
+                            'Twist.', read_only=True)
+    output_priority: int = setting(10, 'Real-time (SCHED_FIFO) priority of the process that '
+                                   'publishes cmd_vel, so the stop never waits behind other '
+                                   'processes for CPU. Needs an rtprio limit or CAP_SYS_NICE; '
+                                   'if refused it runs at normal priority (logged). 0: never '
+                                   'ask.', lo=0, hi=99, read_only=True)
 
     def __post_init__(self):
         if self.tick_period >= self.command_timeout:

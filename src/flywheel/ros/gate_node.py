@@ -1,13 +1,15 @@
 """gate_node: republishes only approved commands on cmd_vel, and stop when none is in force.
 
-cmd_vel is published by CommandOutput on its own thread and steady clock, so the fail-closed stop
-never waits for a callback, the executor or another publisher. Proposals and verdicts are read
-from their serialized bytes with every bound checked first: no input can keep the executor busy.
+cmd_vel is published by the Gate's output process (flywheel/ros/output_process.py), which keeps
+each approval's steady-clock deadline on its own: nothing in this process (a flood, GC, a blocked
+publisher, SIGSTOP, kill -9) can keep a command on cmd_vel past it. Proposals and verdicts are
+read from their serialized bytes with every bound checked first: no input can keep the executor
+busy.
 
-A lifecycle node (ros2 lifecycle works on it): the output thread runs from construction, so an
-unconfigured or inactive Gate publishes stop and never passes a command, and deactivation
-withdraws the approval before anything else. A proposal that arrives while it is not active is
-decided BLOCK (INACTIVE): it still gets its one decision.
+A lifecycle node (ros2 lifecycle works on it): the output process runs from construction, so an
+unconfigured or inactive Gate publishes stop and never passes a command; activation waits until the
+output process publishes, and deactivation withdraws the approval before anything else. A proposal
+that arrives while it is not active is decided BLOCK (INACTIVE): it still gets its one decision.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry as OdometryMsg
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
@@ -35,7 +38,7 @@ from flywheel.health import Health, LatencyWindow, Level, RateCounter, counts_te
 from flywheel.provision import ROOT, key_path
 from flywheel.release.root import check_self_signed, load_root
 from flywheel.ros import diagnostics, qos, topics
-from flywheel.ros.command_output import CommandOutput
+from flywheel.ros.command_output import STARTUP_S as OUTPUT_STARTUP_S, CommandOutput
 from flywheel.ros.convert import (decision_to_msg, odometry_from_msg, signals_from_msg,
                                   status_from_msg, to_time)
 from flywheel.ros.params import config_path, declare_config
@@ -61,8 +64,9 @@ class GateNode(LifecycleNode):
             self.cmd_pub = self.create_publisher(TwistStamped, topics.CMD_VEL, qos.COMMAND)
         else:
             self.cmd_pub = self.create_publisher(Twist, topics.CMD_VEL, qos.COMMAND)
-        self.output = CommandOutput(self._approval, self._publish_command, self.ros_ns,
-                                    config.tick_period).start()
+        self.output = CommandOutput(self._output_argv(), self._publish_stop,
+                                    min(config.command_timeout, max(5 * config.tick_period, 0.1)),
+                                    self.get_logger().error).start()
         self.decision_pub = self.create_publisher(GateDecision, topics.GATE_DECISIONS,
                                                   qos.RECORDS)
         self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.INPUT,
@@ -79,6 +83,7 @@ class GateNode(LifecycleNode):
         self._rate = RateCounter()
         self._latency = LatencyWindow()
         self._last_rejection = ''
+        self._output_problem = ''
         self._counted: dict = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -110,6 +115,14 @@ class GateNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        deadline = time.monotonic() + OUTPUT_STARTUP_S
+        while not self.output.alive and time.monotonic() < deadline:
+            self.output.check(time.monotonic_ns())
+            time.sleep(self.config.tick_period)
+        if not self.output.alive:
+            self.get_logger().error(f'cannot activate: the output process (pid '
+                                    f'{self.output.pid}) has not published cmd_vel')
+            return TransitionCallbackReturn.FAILURE
         self.active = True
         self.get_logger().info('gate active')
         return TransitionCallbackReturn.SUCCESS
@@ -132,23 +145,39 @@ class GateNode(LifecycleNode):
         self.active = False
         if self.gate is not None:
             self.gate.withdraw()
-        self.output.wake()
+        self.output.hand_off(None)
 
     def _approval(self):
         gate = self.gate
-        return gate.approval if gate is not None and self.active else None
+        return (gate.approval if gate is not None and self.active and self.output.alive
+                else None)
+
+    def _output_argv(self) -> list[str]:
+        """The output process publishes on this node's resolved cmd_vel, in its namespace and
+        domain, on its clock (sim time too)."""
+        config = self.config
+        return (['--topic', self.cmd_pub.topic_name, '--tick', str(config.tick_period),
+                 '--priority', str(config.output_priority),
+                 '--domain', str(self.context.get_domain_id())]
+                + (['--stamped'] if config.stamped else [])
+                + ['--ros-args', '-r', f'__node:={self.get_name()}_output',
+                   '-r', f'__ns:={self.get_namespace()}',
+                   '-p', f'use_sim_time:={str(self.get_parameter("use_sim_time").value).lower()}'])
 
     def ros_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
     def now(self) -> Now:
-        return Now(self.ros_ns(), time.monotonic_ns(), time.time_ns())
+        # Steady first: a deadline (steady + hold) then never ends later than the decision's
+        # stamp (ROS time) + hold, however long this thread is preempted between the two reads.
+        steady = time.monotonic_ns()
+        return Now(self.ros_ns(), steady, time.time_ns())
 
     # -- inputs ---------------------------------------------------------------------------------
 
     def on_proposal(self, raw: bytes) -> None:
         now = self.now()
-        if not self.active:
+        if not self.active or not self.output.alive:
             self._publish_inactive(raw, now)
             return
         try:
@@ -201,6 +230,13 @@ class GateNode(LifecycleNode):
                                    f'{msg.active_version or "none"})')
 
     def on_tick(self) -> None:
+        problem = self.output.check(time.monotonic_ns())
+        if problem is not None:
+            self._output_problem = problem
+            self.get_logger().error(f'{problem}: stop published by the gate, approval withdrawn',
+                                    throttle_duration_sec=1.0)
+            if self.gate is not None:
+                self.gate.withdraw()
         if self.gate is None:
             return
         self._publish(self.gate.tick(self.now()))
@@ -214,20 +250,18 @@ class GateNode(LifecycleNode):
 
     # -- outputs --------------------------------------------------------------------------------
 
-    def _publish_command(self, command: tuple, stamp_ns: int) -> None:
-        twist = Twist()
-        twist.linear.x, twist.angular.z = float(command[0]), float(command[1])
+    def _publish_stop(self) -> None:
+        """Stop on this node's own publisher: only while the output process cannot."""
         if self.config.stamped:
-            msg = TwistStamped(twist=twist)
-            msg.header.stamp = to_time(stamp_ns)
+            msg = TwistStamped()
+            msg.header.stamp = to_time(self.ros_ns())
             msg.header.frame_id = 'base_link'
             self.cmd_pub.publish(msg)
         else:
-            self.cmd_pub.publish(twist)
+            self.cmd_pub.publish(Twist())
 
     def _publish(self, decisions: list[Decision]) -> None:
-        if any(d.command is not None or d.action >= Action.BLOCK for d in decisions):
-            self.output.wake()        # a new approval or a withdrawal takes effect now
+        self.output.hand_off(self._approval())   # a new approval or a withdrawal: at once
         for decision in decisions:
             self._rate.add()
             if decision.latency_ns > 0:
@@ -246,13 +280,15 @@ class GateNode(LifecycleNode):
                                                       self.config.frame_id))
 
     def _publish_inactive(self, raw: bytes, now: Now) -> None:
-        """A proposal while not active: decided BLOCK (INACTIVE) under the id it claims."""
+        """A proposal while not active, or while the output process is not up: decided BLOCK
+        (INACTIVE) under the id it claims."""
         try:
             ids = decode_proposal(raw, self.config.max_points)
             proposal_id, proposer_id = ids.proposal_id, ids.proposer_id
         except WireError as exc:
             proposal_id, proposer_id = exc.proposal_id, exc.proposer_id
-        state = 'inactive' if self.gate is not None else 'unconfigured'
+        state = ('unconfigured' if self.gate is None else 'inactive' if not self.active
+                 else 'waiting for its output process (restarting)')
         self._publish([Decision(proposal_id, proposer_id, '', Action.BLOCK, (Finding(
             Action.BLOCK, Reason.INACTIVE, f'the gate is {state}'),), '', '', None, now.ros_ns,
             0)])
@@ -284,6 +320,9 @@ class GateNode(LifecycleNode):
         if new.get('INTERNAL_ERROR') or new.get('STALE_ODOMETRY'):
             level, message = Level.ERROR, ('internal error' if new.get('INTERNAL_ERROR')
                                            else 'no fresh odometry: nothing can be approved')
+        if self._output_problem:
+            level, message = Level.ERROR, f'{self._output_problem}: stopped, output replaced'
+            self._output_problem = ''
         now = self.ros_ns()
         values = (('command_in_force', str(command)),
                   ('accepted_oracle_versions', ','.join(sorted(self.gate.accepted_versions))),
@@ -291,6 +330,8 @@ class GateNode(LifecycleNode):
                   ('decision_latency', self._latency.summary()),
                   ('last_rejection', self._last_rejection),
                   ('epoch', str(self.epoch)), ('decisions', str(self.seq)),
+                  ('output_pid', str(self.output.pid)),
+                  ('output_restarts', str(self.output.restarts)),
                   ) + counts_text(counts, ('ALLOW', 'DEGRADE', 'ESCALATE', 'BLOCK', 'FALLBACK',
                                            'lost', 'overload', 'OVERSIZE', 'MALFORMED',
                                            'status_refused') + tuple(sorted(
@@ -308,9 +349,10 @@ class GateNode(LifecycleNode):
                                   self.now())
 
     def on_process_exit(self) -> None:
-        """Last word on cmd_vel: stop (while the publisher still works)."""
+        """Last word on cmd_vel: stop (while the publisher still works), acknowledged."""
         self._stop_now()
         self.output.stop()
+        self.cmd_pub.wait_for_all_acked(Duration(seconds=1.0))
 
 
 def build() -> GateNode:
