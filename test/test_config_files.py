@@ -87,6 +87,15 @@ def check_planner(spec: str, params: dict) -> None:
     load_planner(spec, kwargs)
 
 
+@pytest.mark.parametrize('node', sorted(SCHEMAS))
+def test_the_full_parameters_file_names_every_field(node):
+    """flywheel.yaml is the reference: every field of every node, so nothing runs on a default
+    nobody can see."""
+    missing = [f.name for f in dataclasses.fields(SCHEMAS[node])
+               if f.name not in blocks('flywheel.yaml')[node]]
+    assert not missing, f'flywheel.yaml: {node}: missing {missing}'
+
+
 def test_the_deployment_shapes_say_what_they_are():
     sim, robot, governed = (blocks(f) for f in PARAMS_FILES)
     assert 'sim' in sim and 'sim' not in robot
