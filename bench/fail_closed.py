@@ -120,12 +120,18 @@ rclpy.spin(node)
 
 
 def shared_memory_segments(pid: int) -> int:
-    """How many Fast DDS shared-memory segments a process maps (0: it does not use SHM)."""
+    """How many Fast DDS shared-memory segments a process and its children (the Gate's output
+    process, which publishes cmd_vel) map (0: they do not use SHM)."""
+    segments = set()
     try:
-        maps = Path(f'/proc/{pid}/maps').read_text()
+        pids = [pid] + [int(c) for task in Path(f'/proc/{pid}/task').iterdir()
+                        for c in (task / 'children').read_text().split()]
+        maps_of = [Path(f'/proc/{p}/maps').read_text() for p in pids]
     except OSError:
         return -1
-    return len({line.split()[-1] for line in maps.splitlines() if '/dev/shm/fastdds' in line})
+    for maps in maps_of:
+        segments |= {line.split()[-1] for line in maps.splitlines() if '/dev/shm/fastdds' in line}
+    return len(segments)
 
 
 def log(text: str) -> None:
@@ -570,7 +576,7 @@ class Bench:
                 self.driver.take_decisions()
                 self._trim()
         finally:
-            notes = [f'Gate maps {segments} Fast DDS shared-memory segments']
+            notes = [f'Gate and its output process map {segments} Fast DDS shared-memory segments']
             if scenario == 'oversize':
                 notes.append(f'{oversize_refused} of {len(trials)} refused OVERSIZE')
             elif scenario == 'subscriber':

@@ -4,6 +4,7 @@ their lifecycle manager, Proposer; the same nodes and parameters as `flywheel up
     ros2 launch alignment_flywheel flywheel.launch.py [params_file:=...] [sim:=false]
         [governance:=true] [namespace:=robot1] [use_sim_time:=true] [log_level:=debug]
         [world:=/path/to/world.yaml] [cmd_vel_in:=...] [cmd_vel:=...] [odom:=...]
+        [robots:=N]
 
 Invariants:
 - the Oracle, the Gate (and governance) are lifecycle nodes brought up in order by the
@@ -21,17 +22,25 @@ With sim:=false bring your own robot or a Gazebo bridge (gazebo.launch.py): it m
 nav_msgs/Odometry in the `map` frame on `odom` and execute `cmd_vel` (Twist, or TwistStamped with
 the Gate's `stamped: true`). cmd_vel_in, cmd_vel and odom rename those topics for every node;
 all names are relative, so `namespace` moves the whole graph.
+
+robots:=N (N >= 1) starts a fleet instead, exactly as `flywheel up --robots N` does (the same
+flywheel.cli.graph.fleet): every robot's nodes in namespace robot_0 ... robot_{N-1}, each robot
+with its own lifecycle manager and audit ledger, and one governance node at the root (with
+governance:=true) that governs them all; `namespace` is then not used.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction, Shutdown
+from pathlib import Path
+
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, Shutdown
 from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EqualsSubstitution, LaunchConfiguration
 from launch_ros.actions import Node, PushROSNamespace, SetParameter, SetRemap
 
-from flywheel.cli.graph import LIFECYCLE, MANAGER, managed_overrides
+from flywheel.cli.graph import (GRAPH, LIFECYCLE, MANAGER, fleet, managed_overrides,
+                                robot_namespaces)
 
 PACKAGE = 'alignment_flywheel'
 
@@ -52,6 +61,8 @@ ARGUMENTS = (
      'input (e.g. a Nav2 controller output).'),
     ('cmd_vel', 'cmd_vel', 'What the Gate publishes: the base (or sim) executes it.'),
     ('odom', 'odom', 'nav_msgs/Odometry of the robot in the map frame.'),
+    ('robots', '0', 'N >= 1: a fleet of N robots in namespaces robot_0 ... robot_{N-1} under one '
+     'governance (as flywheel up --robots N); 0: one robot in `namespace`.'),
 )
 
 # Processes whose exit ends the launch.
@@ -77,6 +88,27 @@ def managed(with_governance: bool) -> list[Node]:
     return [node(n, overrides.get(n)) for n in (*names, MANAGER)]
 
 
+def remaps() -> list:
+    return [SetParameter('use_sim_time', LaunchConfiguration('use_sim_time')),
+            SetRemap('cmd_vel_in', LaunchConfiguration('cmd_vel_in')),
+            SetRemap('cmd_vel', LaunchConfiguration('cmd_vel')),
+            SetRemap('odom', LaunchConfiguration('odom'))]
+
+
+def fleet_actions(context) -> list:
+    """robots:=N: the graphs `flywheel up --robots N` starts, one group per namespace."""
+    def value(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+    nodes = tuple(n for n in GRAPH if n != 'sim' or value('sim').lower() == 'true')
+    if value('governance').lower() == 'true':
+        nodes += ('governance',)
+    graphs = fleet(nodes, Path(value('params_file')), robot_namespaces(int(value('robots'))),
+                   overrides={'sim': {'world_path': value('world')}})
+    return [GroupAction([*([PushROSNamespace(graph.namespace)] if graph.namespace else []),
+                         *remaps(), *(node(n, graph.overrides.get(n)) for n in graph.nodes)])
+            for graph in graphs]
+
+
 def generate_launch_description():
     share = get_package_share_directory(PACKAGE)
     defaults = {'params_file': os.path.join(share, 'config', 'flywheel.yaml')}
@@ -87,10 +119,7 @@ def generate_launch_description():
           for name, default, description in ARGUMENTS),
         GroupAction([
             PushROSNamespace(LaunchConfiguration('namespace')),
-            SetParameter('use_sim_time', LaunchConfiguration('use_sim_time')),
-            SetRemap('cmd_vel_in', LaunchConfiguration('cmd_vel_in')),
-            SetRemap('cmd_vel', LaunchConfiguration('cmd_vel')),
-            SetRemap('odom', LaunchConfiguration('odom')),
+            *remaps(),
             node('sim', {'world_path': LaunchConfiguration('world')},
                  condition=IfCondition(LaunchConfiguration('sim'))),
             node('audit'),
@@ -98,5 +127,7 @@ def generate_launch_description():
             GroupAction(managed(with_governance=True), condition=IfCondition(governance)),
             GroupAction(managed(with_governance=False), condition=UnlessCondition(governance)),
             node('proposer'),
-        ]),
+        ], condition=IfCondition(EqualsSubstitution(LaunchConfiguration('robots'), '0'))),
+        OpaqueFunction(function=fleet_actions, condition=UnlessCondition(
+            EqualsSubstitution(LaunchConfiguration('robots'), '0'))),
     ])

@@ -32,7 +32,7 @@ from launch.event_handlers import OnProcessExit, OnProcessStart, OnShutdown  # n
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from launch.utilities import (normalize_to_list_of_substitutions,  # noqa: E402
                               perform_substitutions)
-from launch_ros.actions import Node  # noqa: E402
+from launch_ros.actions import Node, PushROSNamespace  # noqa: E402
 
 from flywheel.cli.graph import GRAPH, MANAGER  # noqa: E402
 from test.conftest import CONFIG, REPO  # noqa: E402
@@ -84,7 +84,7 @@ def started_nodes(ld: LaunchDescription, **args: str) -> list[Node]:
 def test_flywheel_launch_declares_its_arguments():
     assert set(arguments(load('flywheel.launch.py').generate_launch_description())) == {
         'params_file', 'world', 'namespace', 'sim', 'governance', 'use_sim_time', 'log_level',
-        'cmd_vel_in', 'cmd_vel', 'odom'}
+        'cmd_vel_in', 'cmd_vel', 'odom', 'robots'}
 
 
 @pytest.mark.parametrize('governance', ['false', 'true'])
@@ -97,6 +97,31 @@ def test_flywheel_launch_starts_the_graph_of_flywheel_up(sim, governance):
         expected.discard('sim')
     assert sorted(n.node_executable for n in nodes) == sorted(f'{n}_node' for n in expected)
     assert {n.node_package for n in nodes} == {'alignment_flywheel'}
+
+
+def test_robots_n_launches_the_fleet_of_flywheel_up():
+    """robots:=3: the single-robot group is off, and the fleet is what `flywheel up --robots 3`
+    starts (governance once at the root, governing every robot; each robot its own nodes and
+    lifecycle manager in its namespace)."""
+    module = load('flywheel.launch.py')
+    ld = module.generate_launch_description()
+    assert started_nodes(ld, robots='3', governance='true') == []
+    context = LaunchContext()
+    for name, declaration in arguments(ld).items():
+        context.launch_configurations[name] = perform_substitutions(
+            context, declaration.default_value)
+    context.launch_configurations.update(robots='3', governance='true')
+    groups = module.fleet_actions(context)
+    by_namespace = {}
+    for group in groups:
+        entities = group.get_sub_entities()
+        pushed = [text(context, e.namespace) for e in entities if isinstance(e, PushROSNamespace)]
+        nodes = [e for e in entities if isinstance(e, Node)]
+        by_namespace[pushed[0] if pushed else ''] = sorted(
+            n.node_executable.removesuffix('_node') for n in nodes)
+    assert by_namespace == {
+        '': ['governance', MANAGER],
+        **{f'/robot_{i}': sorted({*GRAPH, MANAGER}) for i in range(3)}}
 
 
 def test_nav2_gate_launch_wires_the_gate_after_the_controller():

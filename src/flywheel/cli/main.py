@@ -25,8 +25,10 @@ DESCRIPTION = """\
 Operate the Alignment Flywheel safety layer: a Gate between any planner and the robot that
 republishes only commands a signed Oracle release approves.
 
-  run          up, demo
-  releases     keygen, release build|sign|verify (offline), release push, status, rollback
+  run          up (--robots N for a fleet), demo
+  this robot   keys init (node keys and a trust root), world export (--sdf for Gazebo)
+  releases     keygen, release build|sign|verify (offline), release push, status, rollback,
+               rollout status|promote|abort
   trust root   root init|sign|rotate|verify (offline)
   audit        audit verify|gaps|query|export, incident report|list
 
