@@ -391,6 +391,9 @@ def test_nav2_gate_passes_the_controllers_command_to_the_base(nav2_gate, probe):
             # the controller's own 20 Hz pace, while listening
             return probe.spin_until(lambda: any(t.twist.linear.x == 0.3 for t in base), 0.05)
         assert any(command() for _ in range(400)), 'the command never reached the base'
-        assert [d for d in decisions if d.action == GateDecision.ACTION_ALLOW]
+        # the output process publishes the command as soon as it is approved, before the Gate
+        # publishes the decision: wait for it
+        assert probe.spin_until(
+            lambda: any(d.action == GateDecision.ACTION_ALLOW for d in decisions), 5.0)
     finally:
         odometry.close()
