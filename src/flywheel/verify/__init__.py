@@ -1,0 +1,1 @@
+"""Online verification: an independent, more expensive second opinion on one proposal."""
