@@ -5,7 +5,13 @@ what counts is decided by signatures. The TUF trust root that governance holds n
 operator keys of its root and targets roles, the keys of each signer role:
 
     "x-flywheel-signers": {"oracle": [keyid, ...], "governance": [keyid, ...],
+                           "verifier": [keyid, ...],
                            "proposers": {"<proposer_id>": [keyid, ...]}}
+
+The verifier key signs the answers to escalations (msg/VerifierAnswer): a safe one releases an
+escalated command at the Gate and raises governance's coverage overlay, so it is a role of its
+own, never the Oracle's key (an Oracle that could answer its own escalations would verify
+itself). A root without the role names no verifier: every escalation then stays stopped.
 
 The field is part of the root's signed bytes, so it is as trustworthy as the root, and rotating or
 revoking a node's key is a root rotation, shipped inside a signed release like any other. Public
@@ -31,7 +37,7 @@ from flywheel.errors import KeyFileError
 from flywheel.files import PROVISION_HINT
 
 SIGNERS_FIELD = 'x-flywheel-signers'
-ORACLE, GOVERNANCE, PROPOSERS = 'oracle', 'governance', 'proposers'
+ORACLE, GOVERNANCE, VERIFIER, PROPOSERS = 'oracle', 'governance', 'verifier', 'proposers'
 SIGNATURE_BYTES = 64
 
 
@@ -81,13 +87,16 @@ def write_message_key(path: str | Path) -> MessageKey:
 
 
 def assign_signers(root, oracle: list[SSlibKey], governance: list[SSlibKey],
-                   proposers: dict[str, list[SSlibKey]] | None = None) -> None:
+                   proposers: dict[str, list[SSlibKey]] | None = None,
+                   verifier: list[SSlibKey] = ()) -> None:
     """Name the signer keys in an (unsigned, not yet signed) tuf Root: keys and roles."""
-    for key in [*oracle, *governance, *(k for ks in (proposers or {}).values() for k in ks)]:
+    for key in [*oracle, *governance, *verifier,
+                *(k for ks in (proposers or {}).values() for k in ks)]:
         root.keys[key.keyid] = key
     root.unrecognized_fields[SIGNERS_FIELD] = {
         ORACLE: sorted(k.keyid for k in oracle),
         GOVERNANCE: sorted(k.keyid for k in governance),
+        VERIFIER: sorted(k.keyid for k in verifier),
         PROPOSERS: {pid: sorted(k.keyid for k in keys)
                     for pid, keys in sorted((proposers or {}).items())}}
 
@@ -118,7 +127,7 @@ class Keyring:
                         bytes.fromhex(key.keyval['public']))
             return keys
         proposers = field.get(PROPOSERS) if isinstance(field.get(PROPOSERS), dict) else {}
-        return cls({ORACLE: public(field.get(ORACLE)), GOVERNANCE: public(field.get(GOVERNANCE))},
+        return cls({role: public(field.get(role)) for role in (ORACLE, GOVERNANCE, VERIFIER)},
                    {pid: public(ids) for pid, ids in proposers.items()}, signed.version)
 
     def names(self, role: str) -> bool:

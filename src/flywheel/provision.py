@@ -9,7 +9,8 @@ operator's public key and the node keys' public halves); the nodes read the same
     <dir>/root.json                 the trust root (TUF root metadata with x-flywheel-signers)
     <dir>/operator.pem, .pub.json   signs the root and releases (k-of-n on a real robot)
     <dir>/oracle.pem                signs every SafetySignals
-    <dir>/governance.pem            signs OracleStatus and OracleRelease
+    <dir>/governance.pem            signs OracleStatus, OracleRelease and CoverageOverlay
+    <dir>/verifier.pem              signs the verifier's answers (VerifierAnswer)
     <dir>/proposer.pem              signs the Proposer's proposals
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from flywheel.release.root import new_root, sign
 
 ROOT, OPERATOR = 'root.json', 'operator.pem'
 NODE_KEYS = {'oracle': 'oracle.pem', 'governance': 'governance.pem',
-             'proposer': 'proposer.pem'}
+             'verifier': 'verifier.pem', 'proposer': 'proposer.pem'}
 
 
 def default_key_dir(ros_home: str | Path | None = None) -> Path:
@@ -68,7 +69,7 @@ def provision(directory: Path, now: datetime, expires_days: int = 365,
               for role, name in NODE_KEYS.items()}       # each with its .pub.json beside it
     root = new_root([operator], 1, 1, now + timedelta(days=expires_days))
     assign_signers(root.signed, [public['oracle']], [public['governance']],
-                   {pid: [public['proposer']] for pid in proposer_ids})
+                   {pid: [public['proposer']] for pid in proposer_ids}, [public['verifier']])
     sign(root, load_signer(directory / OPERATOR))
     tmp = root_path.with_suffix('.tmp')
     tmp.write_bytes(root.to_bytes())

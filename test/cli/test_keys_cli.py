@@ -17,7 +17,10 @@ def test_keys_init_provisions_keys_and_a_root_naming_them(tmp_path):
     assert ring.check('oracle', oracle.key_id, oracle.sign(b'x'), b'x') is None
     assert ring.check('governance', oracle.key_id, oracle.sign(b'x'), b'x') is not None
     assert ring.signs_proposals('proposer')
-    for name in ('operator.pem', 'oracle.pem', 'governance.pem', 'proposer.pem'):
+    verifier = load_message_key(keys / 'verifier.pem')
+    assert ring.check('verifier', verifier.key_id, verifier.sign(b'x'), b'x') is None
+    assert ring.check('oracle', verifier.key_id, verifier.sign(b'x'), b'x') is not None
+    for name in ('operator.pem', 'oracle.pem', 'governance.pem', 'verifier.pem', 'proposer.pem'):
         assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
     # a second run changes nothing and says so
     assert main(['keys', 'init', '--dir', str(keys)]) == 0
@@ -33,6 +36,7 @@ def test_operators_name_the_node_keys_in_their_root_and_rotations_keep_them(tmp_
                  str(tmp_path / 'bob.pub.json'), '--threshold', '2',
                  '--oracle-key', str(robot / 'oracle.pub.json'),
                  '--governance-key', str(robot / 'governance.pub.json'),
+                 '--verifier-key', str(robot / 'verifier.pub.json'),
                  '--proposer-key', f'proposer={robot / "proposer.pub.json"}',
                  '--out', str(tmp_path / 'root.json')]) == 0
     ring = Keyring.from_root(load_root((tmp_path / 'root.json').read_bytes()))
@@ -43,6 +47,9 @@ def test_operators_name_the_node_keys_in_their_root_and_rotations_keep_them(tmp_
                  '--out', str(tmp_path / 'root-v2.json')]) == 0
     ring2 = Keyring.from_root(load_root((tmp_path / 'root-v2.json').read_bytes()))
     assert ring2.check('governance', governance.key_id, governance.sign(b's'), b's') is None
+    verifier = load_message_key(robot / 'verifier.pem')
+    for keyring in (ring, ring2):
+        assert keyring.check('verifier', verifier.key_id, verifier.sign(b'a'), b'a') is None
 
 
 def test_a_malformed_proposer_key_option_is_a_usage_error(tmp_path, capsys):

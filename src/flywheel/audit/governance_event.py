@@ -31,6 +31,7 @@ class GovernanceEventKind(enum.IntEnum):
     PROMOTED = 13        # the candidate became the active release
     ABORTED = 14         # the candidate was dropped
     RESUMED = 15         # a rollout resumed after a restart
+    OVERLAY = 16         # the coverage overlay changed (a region verified safe)
 
     @property
     def record_name(self) -> str:

@@ -34,8 +34,8 @@ def add_commands(sub) -> None:
     keys = sub.add_parser('keys', help="this robot's node keys and trust root")
     keys_sub = keys.add_subparsers(dest='keys_command', required=True)
     init = keys_sub.add_parser(
-        'init', help='create an operator key, the oracle/governance/proposer keys and a trust '
-        'root naming them (refuses to overwrite existing keys)')
+        'init', help='create an operator key, the oracle/governance/verifier/proposer keys and a '
+        'trust root naming them (refuses to overwrite existing keys)')
     init.add_argument('--dir', help='where (default: $ROS_HOME/alignment_flywheel/keys, which '
                       'every node reads when its key and root paths are "")')
     init.add_argument('--expires-days', type=_positive, default=365,

@@ -152,13 +152,14 @@ def installed_from_status(path: str) -> int:
 
 
 def _signers(args, md, old=None) -> None:
-    """Name the node keys (oracle, governance, proposers) in the new root; a rotation that names
-    none keeps the old root's."""
-    if not (args.oracle_key or args.governance_key or args.proposer_key):
+    """Name the node keys (oracle, governance, verifier, proposers) in the new root; a rotation
+    that names none keeps the old root's."""
+    if not (args.oracle_key or args.governance_key or args.verifier_key or args.proposer_key):
         field = old.signed.unrecognized_fields.get(SIGNERS_FIELD) if old else None
         if field:
             md.signed.unrecognized_fields[SIGNERS_FIELD] = field
-            ids = set(field.get('oracle', [])) | set(field.get('governance', [])) | {
+            ids = {k for role in ('oracle', 'governance', 'verifier')
+                   for k in field.get(role, [])} | {
                 k for keys in field.get('proposers', {}).values() for k in keys}
             for key_id in ids & set(old.signed.keys):
                 md.signed.keys[key_id] = old.signed.keys[key_id]
@@ -170,7 +171,8 @@ def _signers(args, md, old=None) -> None:
             raise InputError(f'--proposer-key {item!r}: expected PROPOSER_ID=FILE.pub.json')
         proposers.setdefault(proposer_id, []).append(load_public(Path(path)))
     assign_signers(md.signed, [load_public(Path(p)) for p in args.oracle_key],
-                   [load_public(Path(p)) for p in args.governance_key], proposers)
+                   [load_public(Path(p)) for p in args.governance_key], proposers,
+                   [load_public(Path(p)) for p in args.verifier_key])
 
 
 def cmd_root_init(args) -> int:
@@ -349,6 +351,9 @@ def add_commands(sub) -> None:
         parser.add_argument('--governance-key', action='append', default=[], metavar='FILE',
                             help="a .pub.json whose key signs governance's status and "
                             'release directives (repeatable)')
+        parser.add_argument('--verifier-key', action='append', default=[], metavar='FILE',
+                            help="a .pub.json whose key signs the verifier's answers to "
+                            'escalations (repeatable)')
         parser.add_argument('--proposer-key', action='append', default=[],
                             metavar='ID=FILE', help='proposals from proposer ID must be signed '
                             'by this key (repeatable); a rotation naming no node key keeps the '

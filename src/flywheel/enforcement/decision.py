@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from flywheel.proposal import Defect
 from flywheel.signals import SafetySignals
+from flywheel.verifier_answer import VerifierAnswer
 
 
 class Action(enum.IntEnum):
@@ -65,6 +66,9 @@ class Reason(enum.IntEnum):
     INACTIVE = 36
     SEQ_JUMP = 37
     MALFORMED = 38
+    VERIFIED_SAFE = 39
+    VERIFIED_UNSAFE = 40
+    VERIFY_TIMEOUT = 41
 
     @classmethod
     def of_defect(cls, defect: Defect) -> 'Reason':
@@ -72,12 +76,14 @@ class Reason(enum.IntEnum):
 
 
 class Subject(enum.IntEnum):
-    """What a Decision is about: the one decision of a proposal, a verdict that was ignored, or
-    what a candidate release's verdict would have led to in a shadow rollout (not enforced)."""
+    """What a Decision is about: the one decision of a proposal, a verdict that was ignored,
+    what a candidate release's verdict would have led to in a shadow rollout (not enforced), or
+    what came of an escalated proposal's verification (the verifier's answer, or none in time)."""
 
     PROPOSAL = 0
     VERDICT = 1
     SHADOW = 2
+    VERIFICATION = 3
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,8 @@ class Decision:
     # The verdicts applied (or ignored, or shadowed), each with the action it alone leads to:
     # one, or two in a canary rollout (the active release's first, then the candidate's).
     verdicts: tuple[tuple[SafetySignals, Action], ...] = ()
+    # VERIFICATION records: the verifier's answer they are about (None when none came in time).
+    answer: VerifierAnswer | None = None
 
     @property
     def signals(self) -> SafetySignals | None:
