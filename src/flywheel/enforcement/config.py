@@ -29,6 +29,11 @@ class GateConfig:
     max_clock_skew: float = setting(0.05, 'A stamp (or proposer epoch) later than now by more '
                                     'than this (s) is refused as FUTURE_STAMP.', lo=0.0, hi=5.0,
                                     read_only=True)
+    verify_timeout: float = setting(0.1, 'An ESCALATEd proposal waits this long (s, steady '
+                                    "clock) for the verifier's answer (its check has a 50 ms "
+                                    'deadline, plus transport); then it is decided '
+                                    'VERIFY_TIMEOUT and the robot stays stopped.', lo=0.001,
+                                    hi=5.0, read_only=True)
     odom_timeout: float = setting(0.1, 'Odometry older than this (s) cannot anchor a proposal: '
                                   'STALE_ODOMETRY.', lo=0.001, hi=5.0, read_only=True)
     max_pending: int = setting(64, 'Proposals held waiting for verdicts; the oldest is decided '

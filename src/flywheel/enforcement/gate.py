@@ -21,6 +21,15 @@ Invariants, each tested:
 - No approval is honoured for longer than ``command_timeout`` on the steady clock: ``approval``
   carries its own deadline, so whoever publishes commands (the node's output thread) needs nothing
   else from the Gate to fail closed, and a stalled ROS clock cannot extend it.
+- ESCALATE holds the robot (no approval in force) and asks the verifier about that exact digest
+  (``take_requests``: the proposal's bytes as received). The escalation ends once, in a
+  VERIFICATION record (the proposal's own decision stays the ESCALATE): a safe answer that counts
+  (flywheel/enforcement/escalation.py) approves the command the verdicts allowed only if every
+  check an approval needs still holds at that moment (binding and freshness of the proposal and
+  its verdicts, not superseded, accepted versions, the odometry anchor), and the answer covers
+  the Gate's hold and comes from knowledge of an accepted release; an unsafe answer withdraws the
+  approval in force; no answer within ``verify_timeout`` leaves the robot stopped. An answer that
+  does not count is recorded and decides nothing.
 Time is passed in (``Now``); the Gate never reads a clock.
 """
 from __future__ import annotations
@@ -28,13 +37,14 @@ from __future__ import annotations
 import math
 import enum
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from flywheel.auth import GOVERNANCE, ORACLE, Keyring
 from flywheel.enforcement.config import GateConfig
 from flywheel.enforcement.decision import (Action, Decision, Finding, Reason, Subject,
                                            most_restrictive)
+from flywheel.enforcement.escalation import Escalation, Escalations, VerifyRequest
 from flywheel.enforcement.policy import RiskPolicy
 from flywheel.errors import ReleaseError
 from flywheel.kinematics import wrap
@@ -43,6 +53,7 @@ from flywheel.oracle_status import OracleStatus, status_problem
 from flywheel.proposal import Proposal, check_proposal
 from flywheel.release.root import load_root, verify_rotation
 from flywheel.signals import SafetySignals
+from flywheel.verifier_answer import VerifierAnswer
 
 STOP = (0.0, 0.0)
 DECIDED_MEMORY = 4096
@@ -94,6 +105,7 @@ class _Held:
     proposal: Proposal
     received_ns: int
     verdicts: dict = field(default_factory=dict)     # canary: version -> SafetySignals
+    raw: bytes = b''                                 # as received: what the verifier is sent
 
 
 class Gate:
@@ -125,11 +137,14 @@ class Gate:
         self._decided: OrderedDict[str, Proposal | None] = OrderedDict()
         # Verdicts that arrived before their proposal: id -> (signals, received steady ns).
         self._early: OrderedDict[str, tuple[SafetySignals, int]] = OrderedDict()
+        self.escalations = Escalations(config.max_pending, _ns(config.verify_timeout),
+                                       _ns(config.max_clock_skew))
 
     # -- inputs ---------------------------------------------------------------------------------
 
-    def on_proposal(self, proposal: Proposal, now: Now) -> list[Decision]:
-        """Hold a well-formed proposal for its verdict; decide a malformed one at once."""
+    def on_proposal(self, proposal: Proposal, now: Now, raw: bytes = b'') -> list[Decision]:
+        """Hold a well-formed proposal for its verdict; decide a malformed one at once. ``raw``:
+        the bytes it was read from (sent to the verifier if it is escalated)."""
         findings = [Finding(Action.BLOCK, Reason.of_defect(d), detail)
                     for d, detail in check_proposal(proposal, self._limits)]
         findings += self._ordering(proposal, now)
@@ -159,7 +174,7 @@ class Gate:
             decisions.append(self._decide(oldest.proposal, [Finding(
                 Action.BLOCK, Reason.OVERLOAD, 'pending queue full: decided before its verdict')],
                 now, withdraw=False))
-        self._held[proposal.proposal_id] = _Held(proposal, now.steady_ns)
+        self._held[proposal.proposal_id] = _Held(proposal, now.steady_ns, raw=raw)
         early = self._early.pop(proposal.proposal_id, None)
         if early is not None:
             decisions += self._bind(early[0], now)
@@ -234,8 +249,15 @@ class Gate:
         del self._held[signals.proposal_id]
         judged = [(v, self._judge(proposal, v, now)) for v in verdicts]
         findings = [f for _, fs in judged for f in fs]
-        return [self._decide(proposal, findings, now,
-                             verdicts=tuple((v, most_restrictive(fs)[0]) for v, fs in judged))]
+        decision = self._decide(proposal, findings, now,
+                                verdicts=tuple((v, most_restrictive(fs)[0]) for v, fs in judged))
+        if decision.action != Action.ESCALATE:
+            return [decision]
+        given_up = self.escalations.add(proposal, held.raw, verdicts, now.ros_ns, now.steady_ns,
+                                        self.config.hold)
+        return [decision] + [self._verification(e, [Finding(
+            Action.BLOCK, Reason.OVERLOAD, 'too many escalations waiting: given up')], now)
+            for e in given_up]
 
     def _judge(self, proposal: Proposal, signals: SafetySignals, now: Now,
                shadow: bool = False) -> list[Finding]:
@@ -268,6 +290,67 @@ class Gate:
     def on_odometry(self, odometry: Odometry) -> None:
         self._odometry = odometry
 
+    def take_requests(self) -> list[VerifyRequest]:
+        """What to ask the verifier now (each escalation once)."""
+        return self.escalations.take_requests()
+
+    def on_answer(self, answer: VerifierAnswer, now: Now) -> list[Decision]:
+        """End the escalation this answer names, or record why it cannot (one VERIFICATION
+        record either way)."""
+        refusal = self.escalations.admit(answer, self.keyring, now.ros_ns, now.wall_ns)
+        escalation = None
+        if refusal is None:
+            escalation, refusal = self.escalations.take(answer, now.steady_ns)
+        if escalation is None:
+            self.counts[f'ignored_answer_{refusal.reason.name}'] += 1
+            return [Decision(self.escalations.proposal_id(answer.proposal_digest), '',
+                             answer.proposal_digest, Action.BLOCK,
+                             (Finding(Action.BLOCK, refusal.reason, refusal.detail),), '',
+                             self.policy.version, None, now.ros_ns, 0, Subject.VERIFICATION,
+                             answer=answer)]
+        if refusal is not None:            # it came, but too late
+            return [self._verification(escalation, [Finding(Action.BLOCK, refusal.reason,
+                                                            refusal.detail)], now, answer)]
+        if not answer.safe:
+            return [self._verification(escalation, [Finding(
+                Action.BLOCK, Reason.VERIFIED_UNSAFE, _answered(answer))], now, answer,
+                withdraw=True)]
+        return [self._verified(escalation, answer, now)]
+
+    def _verified(self, e: Escalation, answer: VerifierAnswer, now: Now) -> Decision:
+        """A safe answer that counts: approve what the verdicts allowed once the escalation is
+        taken out, if every check an approval needs holds now."""
+        findings = [Finding(Action.ALLOW, Reason.VERIFIED_SAFE, _answered(answer))]
+        if answer.oracle_version not in self.accepted_versions:
+            findings.append(Finding(Action.BLOCK, Reason.UNKNOWN_ORACLE_VERSION,
+                                    f'the verifier checked against {answer.oracle_version!r}'))
+        if not answer.hold >= self.config.hold:
+            findings.append(Finding(Action.BLOCK, Reason.HOLD_NOT_COVERED,
+                                    f'verified a hold of {answer.hold:.3f}s < '
+                                    f'{self.config.hold:.3f}s'))
+        judged = []
+        for v in e.verdicts:
+            found = self._binding(e.proposal, v, now)
+            if not found:
+                found = [f for f in self.policy.assess(v) if f.action != Action.ESCALATE]
+            if not any(f.action > Action.DEGRADE for f in found):
+                found += self._anchor(e.proposal, v, now)
+            judged.append((v, most_restrictive(found)[0]))
+            findings += found
+        return self._verification(e, findings, now, answer, verdicts=tuple(judged))
+
+    def _verification(self, e: Escalation, findings: list[Finding], now: Now,
+                      answer: VerifierAnswer | None = None, withdraw: bool = False,
+                      verdicts: tuple = ()) -> Decision:
+        """What came of an escalation. Only an approval or an unsafe answer changes the command
+        in force: the ESCALATE itself withdrew it, and a newer approval may be in force since."""
+        p = e.proposal
+        self.counts['verified' if answer is not None and answer.safe else 'not_verified'] += 1
+        decision = self._record(p.proposal_id, p.proposer_id, p.digest, findings, now,
+                                Subject.VERIFICATION, withdraw, p,
+                                verdicts or tuple((v, Action.ESCALATE) for v in e.verdicts))
+        return replace(decision, answer=answer)
+
     def tick(self, now: Now) -> list[Decision]:
         """Expire proposals whose verdict is late and verdicts whose proposal never came."""
         decisions = []
@@ -285,6 +368,10 @@ class Gate:
                 Action.BLOCK, Reason.NO_VERDICT, 'verdict timed out' + (
                     f' (heard only the {", ".join(held.verdicts)} release)'
                     if held.verdicts else ''))], now, withdraw=False))
+        for e in self.escalations.expired(now.steady_ns):
+            decisions.append(self._verification(e, [Finding(
+                Action.BLOCK, Reason.VERIFY_TIMEOUT,
+                f'no answer from the verifier within {self.config.verify_timeout:.3f}s')], now))
         return decisions
 
     def command_at(self, steady_ns: int) -> tuple[float, float] | None:
@@ -460,3 +547,10 @@ class Gate:
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
+
+
+def _answered(answer: VerifierAnswer) -> str:
+    return (f'verifier: {"safe" if answer.safe else "unsafe"} (reason {answer.reason}'
+            + (f', {answer.detail}' if answer.detail else '')
+            + f') at ({answer.x:.2f}, {answer.y:.2f}), clearance {answer.min_clearance:.3f} m'
+            )[:256]
