@@ -12,6 +12,7 @@ zone, limit and grid cell is checked against that whole region, not against samp
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, replace
 
@@ -107,6 +108,14 @@ class Oracle:
             evidence, status = evidence[:self.spec.max_evidence], EvidenceStatus.TRUNCATED
         return self._signals(proposal, collision, constraint, clearance, ttc, u, c_a,
                              tuple(evidence), status)
+
+    def with_coverage(self, coverage: CoverageGrid, overlay_version: str) -> 'Oracle':
+        """This Oracle with another audit-coverage grid (governance's coverage overlay applied
+        to the release's), reported as ``overlay_version``; everything else is shared."""
+        other = copy.copy(self)
+        other.spec = replace(self.spec, coverage=coverage, overlay_version=overlay_version)
+        other._coverage = _CoverageIndex(coverage)
+        return other
 
     def swept(self, proposal: Proposal) -> Sweep:
         """The scored region of a well-formed proposal of N points: segments 0..N-2 are the

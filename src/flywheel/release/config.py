@@ -36,5 +36,12 @@ class GovernanceConfig:
                                   'still runs keeps counting until the Oracle reports the new '
                                   'one, at most this long (s); then only the new one counts.',
                                   lo=0.1, hi=600.0, read_only=True)
+    overlay_coverage: float = setting(1.0, 'A region the verifier verified safe counts at '
+                                      'least this audit coverage in the coverage overlay '
+                                      '(so c_a there is at most 1 - this).', lo=0.01, hi=1.0,
+                                      read_only=True)
+    max_verified_extent: float = setting(10.0, 'A verified region wider or taller than this (m) '
+                                         'does not enter the coverage overlay.', lo=0.1,
+                                         hi=1000.0, read_only=True)
     autostart: bool = setting(True, 'Configure and activate on start (no lifecycle manager).',
                               read_only=True)
