@@ -31,6 +31,7 @@ republishes only commands a signed Oracle release approves.
                rollout status|promote|abort
   trust root   root init|sign|rotate|verify (offline)
   audit        audit verify|gaps|query|export, incident report|list
+  governance   governance run (agents offline: a candidate release), governance candidates
 
 `flywheel COMMAND --help` says more about each command."""
 
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_commands(sub)
     __import__('flywheel.cli.world', fromlist=['add_commands']).add_commands(sub)
     audit.add_commands(sub)
+    __import__('flywheel.cli.governance', fromlist=['add_commands']).add_commands(sub)
     return parser
 
 
