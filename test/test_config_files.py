@@ -18,10 +18,15 @@ from flywheel.proposer.planner import load_planner, planner_class, planner_param
 from flywheel.release.config import GovernanceConfig
 from flywheel.settings import check_bounds
 from flywheel.sim.config import SimConfig
+from flywheel.verifier_config import VerifierNodeConfig
+from flywheel.verify.verifier import VerifierConfig
 from test.conftest import CONFIG
 
 SCHEMAS = {'proposer': ProposerConfig, 'oracle': OracleConfig, 'gate': GateConfig,
-           'governance': GovernanceConfig, 'audit': AuditConfig, 'sim': SimConfig}
+           'governance': GovernanceConfig, 'audit': AuditConfig, 'sim': SimConfig,
+           'verifier': VerifierNodeConfig}
+# Blocks nested in a node's parameters with a schema of their own (prefix.field).
+NESTED = {('verifier', 'check'): VerifierConfig}
 PARAMS_FILES = ('flywheel.yaml', 'real_robot.yaml', 'governed.yaml')
 PATH_FIELDS = ('spec_path', 'policy_path', 'world_path')
 
@@ -56,14 +61,10 @@ def test_every_parameter_is_a_field_with_a_valid_value(params_file, node):
     schema = SCHEMAS[node]
     values = dict(blocks(params_file)[node])
     planner = values.pop('planner', None) if node == 'proposer' else None
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    unknown = sorted(set(values) - set(fields))
-    assert not unknown, f'{params_file}: {node}: not a field of {schema.__name__}: {unknown}'
-    for name, value in values.items():
-        kind = str(fields[name].type)
-        assert _TYPES[kind](value), f'{params_file}: {node}.{name}: {value!r} is not a {kind}'
-    config = schema(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-    check_bounds(config)
+    for (owner, prefix), nested in NESTED.items():
+        if owner == node and prefix in values:
+            check_fields(params_file, f'{node}.{prefix}', nested, values.pop(prefix))
+    config = check_fields(params_file, node, schema, values)
     for name in PATH_FIELDS:
         path = getattr(config, name, '')
         if path and not path.startswith('/'):
@@ -72,6 +73,19 @@ def test_every_parameter_is_a_field_with_a_valid_value(params_file, node):
         assert config.mode in ('planner', 'adapter')
         if config.mode == 'planner':
             check_planner(config.planner_plugin, planner or {})
+
+
+def check_fields(params_file: str, where: str, schema, values: dict):
+    """The config ``values`` make: every key a field, every value of the field's type."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    unknown = sorted(set(values) - set(fields))
+    assert not unknown, f'{params_file}: {where}: not a field of {schema.__name__}: {unknown}'
+    for name, value in values.items():
+        kind = str(fields[name].type)
+        assert _TYPES[kind](value), f'{params_file}: {where}.{name}: {value!r} is not a {kind}'
+    config = schema(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    check_bounds(config)
+    return config
 
 
 def check_planner(spec: str, params: dict) -> None:
@@ -91,8 +105,12 @@ def check_planner(spec: str, params: dict) -> None:
 def test_the_full_parameters_file_names_every_field(node):
     """flywheel.yaml is the reference: every field of every node, so nothing runs on a default
     nobody can see."""
-    missing = [f.name for f in dataclasses.fields(SCHEMAS[node])
-               if f.name not in blocks('flywheel.yaml')[node]]
+    block = blocks('flywheel.yaml')[node]
+    missing = [f.name for f in dataclasses.fields(SCHEMAS[node]) if f.name not in block]
+    for (owner, prefix), nested in NESTED.items():
+        if owner == node:
+            missing += [f'{prefix}.{f.name}' for f in dataclasses.fields(nested)
+                        if f.name not in block.get(prefix, {})]
     assert not missing, f'flywheel.yaml: {node}: missing {missing}'
 
 
@@ -124,8 +142,14 @@ def test_rcl_reads_each_file_into_the_configs(params_file):
             node = rclpy.create_node(node_name, context=context)
             try:
                 config = declare_config(node, SCHEMAS[node_name], on_change=lambda _: None)
+                for (owner, prefix), nested in NESTED.items():
+                    if owner == node_name and prefix in values:
+                        inner = declare_config(node, nested, prefix=f'{prefix}.')
+                        for name, value in values[prefix].items():
+                            got = getattr(inner, name)
+                            assert (list(got) if isinstance(got, tuple) else got) == value, name
                 for name, value in values.items():
-                    if name == 'planner':
+                    if name == 'planner' or (node_name, name) in NESTED:
                         continue
                     got = getattr(config, name)
                     assert (list(got) if isinstance(got, tuple) else got) == value, name

@@ -151,6 +151,9 @@ def decision_to_msg(d: Decision, epoch: int, seq: int, frame_id: str) -> GateDec
     msg.latency = to_duration(min(max(0, d.latency_ns), MAX_LATENCY_NS))
     msg.signals = [signals_to_msg(s, frame_id) for s, _ in d.verdicts]
     msg.signal_actions = [int(a) for _, a in d.verdicts]
+    if d.answer is not None:
+        from flywheel.ros.answer_msgs import answer_to_msg   # it uses this module's time helpers
+        msg.answer = [answer_to_msg(d.answer)]
     return msg
 
 

@@ -12,6 +12,7 @@ from flywheel.audit.governance_event import event_name
 from flywheel.audit.incident import IncidentReport
 from flywheel.audit.sequence import StreamPosition
 from flywheel.enforcement.decision import Action, Reason, Subject
+from flywheel.ros.answer_msgs import answer_record
 from flywheel.ros.convert import from_time
 
 
@@ -42,6 +43,8 @@ def decision_record(msg: GateDecision) -> dict:
         **({'candidate_signals': signals_record(msg.signals[1]),
             'signal_actions': [_name(Action, a) for a in msg.signal_actions]}
            if len(msg.signals) > 1 else {}),
+        # a VERIFICATION record: the verifier's answer, as signed
+        **({'answer': answer_record(msg.answer[0])} if len(msg.answer) else {}),
     }
 
 

@@ -11,6 +11,7 @@ ORACLE_STATUS = 'oracle_status'
 ORACLE_RELEASE = 'oracle_release'
 ORACLE_RUNNING = 'oracle/running'         # what the Oracle node actually runs (signed)
 ORACLE_MARKERS = 'oracle/markers'         # the zones of the spec in force (transient local)
+ORACLE_OVERLAY = 'oracle_overlay'         # governance's coverage overlay (transient local)
 MARKERS = 'markers'                       # recent proposals by Gate action, the footprint
 # Services live under the node that offers them (/<namespace>/governance/submit_release), like
 # every ROS node's own get_state, so a namespaced graph or two robots never collide.
@@ -19,6 +20,9 @@ ROLLBACK = '~/rollback'
 ROLLOUT = '~/rollout'
 GET_STATUS = '~/get_status'
 REPORT_INCIDENT = '~/report_incident'
+VERIFY = '~/verify'
+# ... and as a neighbour in the same namespace calls it (the Gate asks the verifier node).
+VERIFIER_VERIFY = 'verifier/verify'
 
 
 def service_of(node: str, service: str, namespace: str = '') -> str:
