@@ -141,7 +141,9 @@ def test_a_replayed_answer_releases_nothing_more(gate, oracle, keys):  # noqa: F
 def test_an_answer_for_another_digest_decides_nothing(gate, oracle, keys):  # noqa: F811
     p = escalate(gate, oracle, keys)
     other = answer(keys, p, 10, proposal_digest='0' * 64)
-    assert gate.on_answer(other, at(10))[0].reasons == (Reason.UNKNOWN_PROPOSAL,)
+    ignored, = gate.on_answer(other, at(10), asked=p.digest)
+    assert ignored.reasons == (Reason.UNKNOWN_PROPOSAL,) and ignored.command is None
+    assert (ignored.proposal_id, ignored.proposal_digest) == (p.proposal_id, '0' * 64)
     assert gate.on_answer(answer(keys, p, 11), at(11))[0].action == Action.ALLOW
 
 

@@ -294,16 +294,17 @@ class Gate:
         """What to ask the verifier now (each escalation once)."""
         return self.escalations.take_requests()
 
-    def on_answer(self, answer: VerifierAnswer, now: Now) -> list[Decision]:
+    def on_answer(self, answer: VerifierAnswer, now: Now, asked: str = '') -> list[Decision]:
         """End the escalation this answer names, or record why it cannot (one VERIFICATION
-        record either way)."""
+        record either way). ``asked``: the digest the question was about, which names the
+        proposal on the record of an answer that does not count."""
         refusal = self.escalations.admit(answer, self.keyring, now.ros_ns, now.wall_ns)
         escalation = None
         if refusal is None:
             escalation, refusal = self.escalations.take(answer, now.steady_ns)
         if escalation is None:
             self.counts[f'ignored_answer_{refusal.reason.name}'] += 1
-            return [Decision(self.escalations.proposal_id(answer.proposal_digest), '',
+            return [Decision(self.escalations.proposal_id(asked or answer.proposal_digest), '',
                              answer.proposal_digest, Action.BLOCK,
                              (Finding(Action.BLOCK, refusal.reason, refusal.detail),), '',
                              self.policy.version, None, now.ros_ns, 0, Subject.VERIFICATION,

@@ -6,6 +6,11 @@ publisher, SIGSTOP, kill -9) can keep a command on cmd_vel past it. Proposals an
 read from their serialized bytes with every bound checked first: no input can keep the executor
 busy.
 
+An ESCALATE holds the robot and asks the verifier node (its ~/verify service, in this namespace)
+about that proposal, sending the bytes the Gate received; the call is asynchronous and nothing
+waits for it: the answer is handed to the Gate core when it comes (flywheel/enforcement/gate.py
+decides what it is worth), and one that does not come in verify_timeout is dropped there.
+
 A lifecycle node (ros2 lifecycle works on it): the output process runs from construction, so an
 unconfigured or inactive Gate publishes stop and never passes a command; activation waits until the
 output process publishes, and deactivation withdraws the approval before anything else. A proposal
@@ -14,6 +19,7 @@ that arrives while it is not active is decided BLOCK (INACTIVE): it still gets i
 from __future__ import annotations
 
 import time
+from array import array
 from datetime import datetime, timezone
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -28,6 +34,7 @@ from rclpy.serialization import deserialize_message
 from alignment_flywheel.msg import GateDecision, OracleStatus as OracleStatusMsg
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg
+from alignment_flywheel.srv import Verify
 from flywheel.enforcement.config import GateConfig
 from flywheel.enforcement.decision import Action, Decision, Finding, Reason
 from flywheel.enforcement.gate import Gate, Now
@@ -38,6 +45,7 @@ from flywheel.health import Health, LatencyWindow, Level, RateCounter, counts_te
 from flywheel.provision import ROOT, key_path
 from flywheel.release.root import check_self_signed, load_root
 from flywheel.ros import diagnostics, qos, topics
+from flywheel.ros.answer_msgs import answer_from_msg
 from flywheel.ros.command_output import STARTUP_S as OUTPUT_STARTUP_S, CommandOutput
 from flywheel.ros.convert import (decision_to_msg, odometry_from_msg, signals_from_msg,
                                   status_from_msg, to_time)
@@ -85,6 +93,10 @@ class GateNode(LifecycleNode):
         self._last_rejection = ''
         self._output_problem = ''
         self._counted: dict = {}
+        # ESCALATE asks the verifier: one request per escalated digest, answered asynchronously
+        # (nothing waits for it; the Gate core ends what is not answered in verify_timeout).
+        self.verify_client = self.create_client(Verify, topics.VERIFIER_VERIFY)
+        self._asking: dict = {}               # digest -> the request's future
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -188,7 +200,7 @@ class GateNode(LifecycleNode):
                                                       str(exc), now)])
             return
         try:
-            decisions = self.gate.on_proposal(proposal, now)
+            decisions = self.gate.on_proposal(proposal, now, raw)
         except Exception as exc:  # noqa: BLE001 - fail closed, never silent
             decisions = [self._internal_error(proposal.proposal_id, proposal.proposer_id, exc)]
         self._publish(decisions)
@@ -240,6 +252,8 @@ class GateNode(LifecycleNode):
         if self.gate is None:
             return
         self._publish(self.gate.tick(self.now()))
+        for digest in [d for d in self._asking if d not in self.gate.escalations]:
+            self.verify_client.remove_pending_request(self._asking.pop(digest))
         stopped = self._approval() is None or not self._approval().in_force(time.monotonic_ns())
         if stopped != self._stopped:
             self._stopped = stopped
@@ -278,6 +292,35 @@ class GateNode(LifecycleNode):
             self.seq += 1
             self.decision_pub.publish(decision_to_msg(decision, self.epoch, self.seq,
                                                       self.config.frame_id))
+        if self.gate is not None:
+            self._ask()
+
+    def _ask(self) -> None:
+        """Send the verifier the proposals just escalated (their bytes as received)."""
+        for request in self.gate.take_requests():
+            future = self.verify_client.call_async(Verify.Request(
+                proposal=array('B', request.proposal), proposal_digest=request.proposal_digest,
+                hold=request.hold))
+            self._asking[request.proposal_digest] = future
+            future.add_done_callback(lambda f, digest=request.proposal_digest:
+                                     self.on_answer(digest, f))
+
+    def on_answer(self, digest: str, future) -> None:
+        self._asking.pop(digest, None)
+        if not self.active or self.gate is None or future.cancelled():
+            return
+        now = self.now()
+        try:
+            answer = answer_from_msg(future.result().answer)
+        except Exception as exc:  # noqa: BLE001 - no answer: the escalation times out
+            self.get_logger().warning(f'verifier call for {digest[:16]} failed: {exc!r}',
+                                      throttle_duration_sec=1.0)
+            return
+        try:
+            decisions = self.gate.on_answer(answer, now, digest)
+        except Exception as exc:  # noqa: BLE001
+            decisions = [self._internal_error(self.gate.escalations.proposal_id(digest), '', exc)]
+        self._publish(decisions)
 
     def _publish_inactive(self, raw: bytes, now: Now) -> None:
         """A proposal while not active, or while the output process is not up: decided BLOCK
@@ -315,6 +358,9 @@ class GateNode(LifecycleNode):
             level, message = Level.WARN, 'overloaded: proposals shed or lost'
         if any(k.startswith('ignored_') and v for k, v in new.items()):
             level, message = Level.WARN, 'verdicts ignored (forged, replayed or malformed)'
+        verifier_ready = self.verify_client.service_is_ready()
+        if not verifier_ready and level == Level.OK:
+            level, message = Level.WARN, 'no verifier service: escalations stay stopped'
         if not self.gate.accepted_versions:
             level, message = Level.ERROR, 'no Oracle version accepted: the robot stays stopped'
         if new.get('INTERNAL_ERROR') or new.get('STALE_ODOMETRY'):
@@ -332,9 +378,12 @@ class GateNode(LifecycleNode):
                   ('epoch', str(self.epoch)), ('decisions', str(self.seq)),
                   ('output_pid', str(self.output.pid)),
                   ('output_restarts', str(self.output.restarts)),
+                  ('verifier_ready', str(verifier_ready)),
+                  ('escalations_waiting', str(len(self.gate.escalations))),
                   ) + counts_text(counts, ('ALLOW', 'DEGRADE', 'ESCALATE', 'BLOCK', 'FALLBACK',
                                            'lost', 'overload', 'OVERSIZE', 'MALFORMED',
-                                           'status_refused') + tuple(sorted(
+                                           'status_refused', 'verified', 'not_verified')
+                                   + tuple(sorted(
                                                k for k in counts if k.startswith('ignored_'))))
         self.diagnostics_pub.publish(diagnostics.health_to_msg([Health(
             'alignment_flywheel: gate', self.get_fully_qualified_name(), level, message,
