@@ -9,15 +9,20 @@ costs microseconds to accept or refuse. A refused message still yields the propo
 it could be read) so the refusal is a decision about that proposal.
 
 The layout is that of msg/Proposal.msg; test/test_wire.py holds this module to rclpy's serializer.
+The reader and writer underneath are flywheel/cdr.py.
 """
 from __future__ import annotations
 
 import struct
+
 import numpy as np
 
+from flywheel.cdr import CDR_LE, Reader, WireError
 from flywheel.proposal import Proposal
 
-CDR_LE = b'\x00\x01'
+# WireError is the nodes' too: they import it from here with decode_proposal.
+__all__ = ['CDR_LE', 'MAX_POINTS', 'WireError', 'decode_proposal', 'encode_proposal']
+
 MAX_ID = 64               # proposal_id, proposer_id, key_id (msg bounds)
 MAX_FRAME_ID = 256
 MAX_SIGNATURE = 64
@@ -29,85 +34,13 @@ POINT = np.dtype([('px', '<f8'), ('py', '<f8'), ('pz', '<f8'), ('qx', '<f8'), ('
 assert POINT.itemsize == 112
 
 
-class WireError(ValueError):
-    """The bytes are not a Proposal within its bounds. ``oversize`` says a bound was exceeded
-    (rather than the bytes being malformed); ``proposal_id`` is set when it could be read."""
-
-    def __init__(self, problem: str, proposal_id: str = '', proposer_id: str = '',
-                 oversize: bool = False):
-        super().__init__(problem)
-        self.proposal_id = proposal_id
-        self.proposer_id = proposer_id
-        self.oversize = oversize
-
-
-class _Reader:
-    def __init__(self, data: bytes):
-        if len(data) < 4 or data[:2] != CDR_LE:
-            raise WireError(f'not little-endian CDR (header {bytes(data[:4]).hex()})')
-        self.data = memoryview(data)
-        self.pos = 4
-        self.proposal_id = self.proposer_id = ''
-
-    def fail(self, problem: str, oversize: bool = False) -> WireError:
-        return WireError(problem, self.proposal_id, self.proposer_id, oversize)
-
-    def _take(self, fmt: str, size: int):
-        self.pos += (-(self.pos - 4)) % size
-        end = self.pos + size
-        if end > len(self.data):
-            raise self.fail('truncated')
-        value = struct.unpack_from(fmt, self.data, self.pos)[0]
-        self.pos = end
-        return value
-
-    def u32(self) -> int:
-        return self._take('<I', 4)
-
-    def i32(self) -> int:
-        return self._take('<i', 4)
-
-    def u64(self) -> int:
-        return self._take('<Q', 8)
-
-    def f64(self) -> float:
-        return self._take('<d', 8)
-
-    def string(self, field: str, bound: int) -> str:
-        n = self.u32()
-        if n == 0:               # some writers send an empty string as length 0
-            return ''
-        if n - 1 > bound:
-            raise self.fail(f'{field}: {n - 1} bytes > {bound}', oversize=True)
-        end = self.pos + n
-        if end > len(self.data) or self.data[end - 1] != 0:
-            raise self.fail(f'{field}: truncated or unterminated')
-        raw = bytes(self.data[self.pos:end - 1])
-        if b'\x00' in raw:     # C readers stop at the first NUL: all must read the same text
-            raise self.fail(f'{field}: holds a NUL byte')
-        try:
-            text = raw.decode('utf-8')
-        except UnicodeDecodeError:
-            raise self.fail(f'{field}: not UTF-8') from None
-        self.pos = end
-        return text
-
-    def length(self, field: str, bound: int, item: int) -> int:
-        n = self.u32()
-        if n > bound:
-            raise self.fail(f'{field}: {n} items > {bound}', oversize=True)
-        if self.pos + n * item > len(self.data):
-            raise self.fail(f'{field}: truncated')
-        return n
-
-
 def decode_proposal(data: bytes, max_points: int = MAX_POINTS) -> Proposal:
     """The Proposal in ``data``; WireError (with the ids read so far) if malformed or over a bound.
 
     ``max_points`` may be tighter than the message bound (a node's own limit); a longer trajectory
     is refused before its points are read.
     """
-    r = _Reader(data)
+    r = Reader(data)
     stamp_ns = r.i32() * 1_000_000_000 + r.u32()
     frame_id = r.string('header.frame_id', MAX_FRAME_ID)
     r.proposal_id = r.string('proposal_id', MAX_ID)
@@ -115,7 +48,7 @@ def decode_proposal(data: bytes, max_points: int = MAX_POINTS) -> Proposal:
     epoch, seq = r.u64(), r.u64()
     n = r.length('trajectory', min(max_points, MAX_POINTS), POINT.itemsize)
     if n:
-        r.pos += (-(r.pos - 4)) % 8
+        r.align(8)
         if r.pos + n * POINT.itemsize > len(r.data):
             raise r.fail('trajectory: truncated')
         points = np.frombuffer(r.data, dtype=POINT, count=n, offset=r.pos)
