@@ -13,6 +13,11 @@ be exactly the unpatched one a release replaced. A directive counts only if sign
 key; every release is verified again here on one worker thread, newest directive only, against
 the wall clock; the executor swaps the reference between two evaluations, so each evaluation runs
 entirely under one release.
+
+Following governance it also applies governance's coverage overlay (regions the verifier verified
+safe; flywheel/release/overlay.py says why): only one signed by a governance key, numbered above
+the one applied, and only to the release it was made for (the active release's coverage grid and
+the candidate's); a verdict names it in overlay_version. Nothing else of a release changes.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from visualization_msgs.msg import Marker, MarkerArray
 
+from alignment_flywheel.msg import CoverageOverlay as CoverageOverlayMsg
 from alignment_flywheel.msg import OracleRelease, OracleRunning
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg
@@ -42,10 +48,12 @@ from flywheel.oracle.spec import load_spec
 from flywheel.proposal import ProposalLimits
 from flywheel.provision import NODE_KEYS, ROOT, key_path
 from flywheel.release.bundle import verify_bundle
+from flywheel.release.overlay import CoverageOverlay, apply_overlay, check_overlay
 from flywheel.release.root import check_self_signed, load_root, verify_rotation
 from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.convert import signals_to_msg
 from flywheel.ros.markers import shapes_to_markers
+from flywheel.ros.overlay_msgs import overlay_from_msg
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import autostart, run_node
 from flywheel.viz import zone_shapes
@@ -85,7 +93,12 @@ class OracleNode(LifecycleNode):
         self._wake = threading.Event()
         self._roots: dict[int, bytes] = {}
         self.markers_pub = self.create_publisher(MarkerArray, topics.ORACLE_MARKERS, qos.STATUS)
+        self._base: tuple[Oracle | None, Oracle | None] = (None, None)   # releases as signed
+        self._overlay: CoverageOverlay | None = None        # the newest accepted overlay
+        self._overlay_msg: CoverageOverlayMsg | None = None  # one heard before configure
         if self.config.follow_governance:
+            self.create_subscription(CoverageOverlayMsg, topics.ORACLE_OVERLAY,
+                                     self.on_overlay, qos.STATUS)
             self.running_pub = self.create_publisher(OracleRunning, topics.ORACLE_RUNNING,
                                                      qos.STATUS)
             self.create_subscription(OracleRelease, topics.ORACLE_RELEASE, self.on_release,
@@ -124,6 +137,7 @@ class OracleNode(LifecycleNode):
             self.get_logger().info('oracle configured, waiting for governance\'s release (trust '
                                    f'root v{root.signed.version}); scoring nothing until then')
             self._wake.set()           # a release that arrived before configure is verified now
+            self._take_overlay()
         else:
             self.oracle = oracle
             self._publish_zones(oracle)
@@ -145,6 +159,7 @@ class OracleNode(LifecycleNode):
             self.oracle = self.root = self.key = None
             self._ready = self._applied = None
             self.number = 0
+            self._base, self._overlay = (None, None), None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
@@ -268,6 +283,8 @@ class OracleNode(LifecycleNode):
         old = self.oracle.spec.version if self.oracle else 'nothing'
         self.oracle, self.candidate, self.root = oracle, candidate, root
         self.candidate_number = directive.candidate_number
+        self._base = (oracle, candidate)
+        self._apply_overlay()
         self._publish_zones(oracle)
         self._report_running()
         self.get_logger().info(f'running Oracle {oracle.spec.version} (release '
@@ -276,6 +293,46 @@ class OracleNode(LifecycleNode):
                                + (f' with candidate {candidate.spec.version} (release '
                                   f'{directive.candidate_number}) beside it' if candidate else '')
                                + f': {self._describe(oracle)}')
+
+    def on_overlay(self, msg: CoverageOverlayMsg) -> None:
+        self._overlay_msg = msg
+        self._take_overlay()
+
+    def _take_overlay(self) -> None:
+        """Accept the overlay heard last if it may be applied (kept until configured)."""
+        msg = self._overlay_msg
+        if msg is None or self.root is None:
+            return
+        self._overlay_msg = None
+        overlay = overlay_from_msg(msg)
+        problem = check_overlay(overlay, Keyring.from_root(self.root)
+                                if self.config.authenticate else None,
+                                self._overlay.number if self._overlay else 0)
+        if problem is not None:
+            self.counts['overlays_refused'] += 1
+            self.last_refusal = f'coverage overlay {overlay.number} refused: {problem}'[:512]
+            self.get_logger().error(self.last_refusal, throttle_duration_sec=5.0)
+            return
+        self._overlay = overlay
+        self._apply_overlay()
+
+    def _apply_overlay(self) -> None:
+        """Run the releases as signed, with the accepted overlay's coverage if it was made for
+        the active release running."""
+        active, candidate = self._base
+        overlay = self._overlay
+        if active is None:
+            return
+        if (overlay is None or overlay.release_number != self.number
+                or overlay.oracle_version != active.spec.version):
+            self.oracle, self.candidate = active, candidate
+            return
+        self.oracle, self.candidate = (
+            None if o is None else o.with_coverage(apply_overlay(o.spec.coverage, overlay),
+                                                   overlay.version)
+            for o in (active, candidate))
+        self.get_logger().info(f'coverage overlay {overlay.number} applied to '
+                               f'{active.spec.version} ({len(overlay.regions)} verified regions)')
 
     def _report_running(self) -> None:
         """What runs, signed: governance believes a swap only from this."""
@@ -361,8 +418,10 @@ class OracleNode(LifecycleNode):
                   ('evaluation', self._latency.summary()),
                   ('last_release_refusal', self.last_refusal),
                   ('authenticated', str(self.key is not None)),
-                  ('epoch', str(self.epoch)), ('verdicts', str(self.seq))
-                  ) + counts_text(self.counts, ('shed', 'unreadable', 'releases_refused'))
+                  ('epoch', str(self.epoch)), ('verdicts', str(self.seq)),
+                  ('overlay_version', self._overlay.version if self._overlay else ''),
+                  ) + counts_text(self.counts, ('shed', 'unreadable', 'releases_refused',
+                                                'overlays_refused'))
         self.diagnostics_pub.publish(diagnostics.health_to_msg([Health(
             'alignment_flywheel: oracle', self.get_fully_qualified_name(), level, message,
             values)], self.get_clock().now().nanoseconds))
