@@ -7,6 +7,12 @@ its lifecycle transitions included, so the audit records it even if it starts la
 checks (expiry of releases, roots and rollback requests) use the wall clock, never ROS time: under
 sim time nothing would ever expire.
 
+The coverage overlay (flywheel/release/overlay.py says why it is built this way): a VERIFICATION
+record from a robot's Gate that embeds a safe answer is counted only if the verifier's own
+signature holds against governance's trust root (the Gate is not trusted to vouch for it), in
+sequence, about the active release; each change of the overlay is persisted (overlay.json in the
+store), recorded as an EVENT_OVERLAY event and sent to every robot's Oracle signed.
+
 Verifying a submitted release (archive, signatures, schema: up to a second for a spec at the size
 limits) runs on a thread of its own; status, rollback and the heartbeat are answered on another,
 and the governor changes state under one lock, so a slow or hostile submission never delays them.
@@ -27,6 +33,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 
+from alignment_flywheel.msg import CoverageOverlay as CoverageOverlayMsg
 from alignment_flywheel.msg import GateDecision, GovernanceEvent, OracleRelease, OracleRunning
 from alignment_flywheel.msg import OracleStatus as OracleStatusMsg
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
@@ -40,17 +47,21 @@ from flywheel.oracle_status import OracleStatus
 from flywheel.provision import NODE_KEYS, ROOT, key_path
 from flywheel.release.config import GovernanceConfig
 from flywheel.release.governor import Governor, NoticeKind, RollbackRequest
+from flywheel.release.overlay import OverlayBook
 from flywheel.release.rollout import EventKind, RolloutRequest, canary_members, load_default_plan
 from flywheel.release.rollout import Stage as RolloutStage
-from flywheel.release.store import ReleaseStore
+from flywheel.release.store import ReleaseStore, write_atomic
 from flywheel.release.swap import Swap
 from flywheel.ros import diagnostics, qos, topics
+from flywheel.ros.answer_msgs import answer_from_msg
 from flywheel.ros.convert import status_to_msg, to_time
+from flywheel.ros.overlay_msgs import overlay_to_msg
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.rollout_feed import RolloutFeed
 from flywheel.ros.run import run_node
 
 HEARTBEAT_S = 1.0
+OVERLAY_FILE = 'overlay.json'
 _NOTICE_EVENTS = {NoticeKind.ROOT_INSTALLED: GovernanceEvent.EVENT_ROOT_INSTALLED,
                   NoticeKind.ACTIVE_EXPIRED: GovernanceEvent.EVENT_REJECTED,
                   NoticeKind.PREVIOUS_DROPPED: GovernanceEvent.EVENT_DROPPED,
@@ -79,6 +90,8 @@ class Robot:
                                                 qos.STATUS)
         self.release_pub = node.create_publisher(OracleRelease, topic(topics.ORACLE_RELEASE),
                                                  qos.STATUS)
+        self.overlay_pub = node.create_publisher(CoverageOverlayMsg,
+                                                 topic(topics.ORACLE_OVERLAY), qos.STATUS)
         node.create_subscription(OracleRunning, topic(topics.ORACLE_RUNNING),
                                  lambda m: node.on_oracle_running(self, m), qos.STATUS,
                                  callback_group=group)
@@ -102,7 +115,8 @@ class GovernanceNode(LifecycleNode):
         self.problem = ''             # why the last configure failed
         self.active = False
         self.epoch = time.time_ns()
-        self.event_seq = self.status_seq = self.directive_seq = 0
+        self.event_seq = self.status_seq = self.directive_seq = self.overlay_seq = 0
+        self.overlays: OverlayBook | None = None
         self._lock = threading.RLock()          # every change of governor state, and publishing
         submissions = MutuallyExclusiveCallbackGroup()
         control = MutuallyExclusiveCallbackGroup()
@@ -153,13 +167,15 @@ class GovernanceNode(LifecycleNode):
                 default_plan=load_default_plan(config_path(self.config.rollout_plan_path)),
                 policy=load_policy(config_path(self.config.policy_path)))
             notices = governor.load(self.now(), bootstrap)
-        except (OSError, FlywheelError) as exc:
+            overlays = self._load_overlays(store_dir)
+        except (OSError, FlywheelError, ValueError) as exc:
             self.problem = f'cannot configure: {exc}'
             self.get_logger().error(f'{self.problem}; nothing is accepted (the robot stays '
                                     'stopped) until a configure succeeds')
             self._transition('configure', 'unconfigured', 'unconfigured', f'failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         self.governor, self.problem = governor, ''
+        self.overlays = overlays
         for notice in notices:
             event = _NOTICE_EVENTS[notice.kind]
             (self.get_logger().info if event in (GovernanceEvent.EVENT_ROOT_INSTALLED,
@@ -185,6 +201,7 @@ class GovernanceNode(LifecycleNode):
         if self.governor.active is not None:
             with self._lock:
                 self._publish_release(rollback=False)
+                self._publish_overlay()
         self._publish_status()
         return result
 
@@ -348,7 +365,11 @@ class GovernanceNode(LifecycleNode):
             self._publish_status()
 
     def on_gate_record(self, robot: Robot, msg: GateDecision) -> None:
-        """The Gate's records feed the rollout analysis (pairs of verdicts per proposal)."""
+        """The Gate's records feed the rollout analysis (pairs of verdicts per proposal) and,
+        with a safe answer of the verifier, the coverage overlay."""
+        if (msg.subject == GateDecision.SUBJECT_VERIFICATION and len(msg.answer)
+                and msg.answer[0].safe):
+            self._on_verified(robot, msg.answer[0])
         feed = robot.feed
         if feed is None or self.governor is None:
             return
@@ -457,6 +478,63 @@ class GovernanceNode(LifecycleNode):
                 f'{rollout.stage.name.lower()} for {elapsed:.0f}s'
                 + (f': {shown}' if shown else '')
                 + (f'; PAUSED: {rollout.why}' if rollout.paused else ''))[:512]
+
+    # -- the coverage overlay -------------------------------------------------------------------
+
+    def _load_overlays(self, store_dir: Path) -> OverlayBook:
+        """The overlay book of the store (ValueError if its file is corrupt: refusing to
+        configure rather than numbering overlays again from 1)."""
+        path = store_dir / OVERLAY_FILE
+        config = self.config
+        if not path.exists():
+            return OverlayBook(config.overlay_coverage, config.max_verified_extent)
+        try:
+            return OverlayBook.from_json(path.read_bytes(), config.overlay_coverage,
+                                         config.max_verified_extent)
+        except ValueError as exc:
+            raise ValueError(f'{path}: {exc} (move it away to start an empty overlay)') from exc
+
+    def _on_verified(self, robot: Robot, answer_msg) -> None:
+        """Count a safe answer toward the overlay (its signature checked here)."""
+        governor, book = self.governor, self.overlays
+        if governor is None or book is None or not self.active or governor.active is None:
+            return
+        answer = answer_from_msg(answer_msg)
+        keyring = Keyring.from_root(governor.root) if self.config.authenticate else None
+        with self._lock:
+            active = governor.active
+            done = book.admit(answer, robot.name, keyring, active.oracle_version, active.number,
+                              active.spec)
+            if done.overlay is None and done.why != 'already covered':
+                self.get_logger().warning(f'{robot.name}: verified case not counted: {done.why}',
+                                          throttle_duration_sec=5.0)
+                return
+            write_atomic(self.store_dir() / OVERLAY_FILE, book.to_json())
+            if done.overlay is None:
+                return
+            o = done.overlay
+            self._event(GovernanceEvent.EVENT_OVERLAY, o.oracle_version, o.release_number, '',
+                        f'overlay {o.number} ({len(o.regions)} regions): {done.why} by the '
+                        f'verifier for proposal {answer.proposal_digest[:16]} on '
+                        f'{robot.name} (answer {answer.epoch}/{answer.seq})',
+                        actor=answer.key_id[:16] or 'verifier')
+            self._publish_overlay()
+        self.get_logger().info(f'coverage overlay {o.number}: {done.why}')
+
+    def _publish_overlay(self) -> None:
+        """The overlay of the active release, signed, to every robot's Oracle (call under the
+        lock)."""
+        governor, book = self.governor, self.overlays
+        active = governor.active if governor else None
+        o = book.for_release(active.oracle_version, active.number) if active and book else None
+        if o is None:
+            return
+        self.overlay_seq += 1
+        msg = overlay_to_msg(self._signed(dataclasses.replace(o, epoch=self.epoch,
+                                                              seq=self.overlay_seq)),
+                             self.wall_ns())
+        for robot in self.robots:
+            robot.overlay_pub.publish(msg)
 
     # -- publishing -----------------------------------------------------------------------------
 
