@@ -1,10 +1,13 @@
 """Message <-> core conversions for the control loop (proposals, signals, decisions, twists).
-Pure translation: no decisions, no defaults that hide bad input. The hot path reads proposals
-from their bytes (flywheel/wire.py); these are for everything else."""
+Pure translation: no decisions, no defaults that hide bad input. The hot path reads proposals and
+verdicts from their bytes (flywheel/wire.py, flywheel/signals_wire.py) and the Gate its odometry
+(odometry_from_bytes); these message conversions are for everything else, and are what the
+tests hold the byte codecs to."""
 from __future__ import annotations
 
 import dataclasses
 import math
+import struct
 from array import array
 
 import numpy as np
@@ -15,6 +18,7 @@ from alignment_flywheel.msg import Evidence as EvidenceMsg
 from alignment_flywheel.msg import GateDecision, OracleStatus as OracleStatusMsg
 from alignment_flywheel.msg import Proposal as ProposalMsg
 from alignment_flywheel.msg import SafetySignals as SignalsMsg, TrajectoryPoint
+from flywheel.cdr import Reader
 from flywheel.enforcement.decision import Decision
 from flywheel.kinematics import RobotState
 from flywheel.odometry import Odometry
@@ -23,6 +27,11 @@ from flywheel.proposal import Proposal, make_proposal
 from flywheel.signals import Evidence, EvidenceKind, EvidenceStatus, SafetySignals
 
 MAX_LATENCY_NS = 3600 * 1_000_000_000
+_TIME = struct.Struct('<iI')
+MAX_FRAME_ID = 256        # header.frame_id, child_frame_id (unbounded in the message)
+# nav_msgs/Odometry after child_frame_id: the pose (position, orientation), its covariance
+# (skipped), the twist (linear, angular), its covariance (skipped, but it must be there).
+_ODOMETRY = struct.Struct('<7d288x6d288x')
 
 
 def to_time(ns: int) -> Time:
@@ -155,6 +164,19 @@ def decision_to_msg(d: Decision, epoch: int, seq: int, frame_id: str) -> GateDec
         from flywheel.ros.answer_msgs import answer_to_msg   # it uses this module's time helpers
         msg.answer = [answer_to_msg(d.answer)]
     return msg
+
+
+def odometry_from_bytes(data: bytes) -> Odometry:
+    """nav_msgs/Odometry from its CDR bytes, without building the message (its two covariances
+    alone are 72 floats): the frames are read within MAX_FRAME_ID first. WireError (a
+    ValueError) if the bytes are malformed or over a bound."""
+    r = Reader(data)
+    sec, nanosec = r.unpack(_TIME, 4, 'header.stamp')
+    frame_id = r.string('header.frame_id', MAX_FRAME_ID)
+    r.string('child_frame_id', MAX_FRAME_ID)
+    x, y, _, qx, qy, qz, qw, v, _, _, _, _, w = r.unpack(_ODOMETRY, 8, 'pose and twist')
+    yaw = math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+    return Odometry(RobotState(x, y, yaw, v, w), sec * 1_000_000_000 + nanosec, frame_id)
 
 
 def odometry_from_msg(msg) -> Odometry:
