@@ -101,6 +101,7 @@ def test_speeding_in_the_crosswalk_is_a_limit_with_its_values(verifier):
     r = check(verifier, straight(0.5, 2.5, math.pi / 2, 0.6))
     assert r.reason is VerifyReason.LIMIT and r.zone_id == 'crosswalk'
     assert (r.limit, r.value) == (0.3, 0.6)
+    assert 0.0 <= r.x <= 1.0 and r.y == pytest.approx(3.2)     # the crosswalk's edge
 
 
 def test_a_global_speed_limit(verifier):

@@ -29,7 +29,6 @@ from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.serialization import deserialize_message
 
 from alignment_flywheel.msg import GateDecision, OracleStatus as OracleStatusMsg
 from alignment_flywheel.msg import Proposal as ProposalMsg
@@ -47,10 +46,11 @@ from flywheel.release.root import check_self_signed, load_root
 from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.answer_msgs import answer_from_msg
 from flywheel.ros.command_output import STARTUP_S as OUTPUT_STARTUP_S, CommandOutput
-from flywheel.ros.convert import (decision_to_msg, odometry_from_msg, signals_from_msg,
-                                  status_from_msg, to_time)
+from flywheel.ros.convert import (decision_to_msg, odometry_from_msg, status_from_msg,
+                                  to_time)
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import autostart, run_node
+from flywheel.signals_wire import decode_signals
 from flywheel.wire import WireError, decode_proposal
 
 # A SafetySignals within every bound of its message is a few tens of KB at most.
@@ -214,7 +214,12 @@ class GateNode(LifecycleNode):
                 '', Reason.OVERSIZE, f'{len(raw)} bytes > {MAX_SIGNALS_BYTES}', now)])
             return
         try:
-            signals = signals_from_msg(deserialize_message(raw, SignalsMsg))
+            signals = decode_signals(raw)
+        except WireError as exc:      # ignored, recorded under the proposal id it claims
+            self._publish([self.gate.on_refused_verdict(
+                exc.proposal_id, Reason.OVERSIZE if exc.oversize else Reason.MALFORMED, str(exc),
+                now)])
+            return
         except Exception as exc:  # noqa: BLE001 - any undecodable verdict is ignored, recorded
             self._publish([self.gate.on_refused_verdict('', Reason.MALFORMED, repr(exc), now)])
             return

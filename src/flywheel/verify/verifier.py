@@ -234,9 +234,9 @@ _NO_BOUNDS = (NAN, NAN, NAN, NAN)
 class Verification:
     """The verifier's answer about one proposal (named by ``digest``).
 
-    ``x``, ``y``: where: for COLLISION, KEEP_OUT and INCIDENT_REGION the point of the zone nearest
-    the offending placement (a point of the zone itself); for GEOFENCE and LIMIT the robot's
-    position; for SAFE the robot's position at the smallest clearance (the first pose when
+    ``x``, ``y``: where: for COLLISION, KEEP_OUT and INCIDENT_REGION, and for LIMIT in a
+    speed-limit zone, the point of the zone nearest the offending placement (a point of the zone
+    itself); for GEOFENCE and a kinematic LIMIT the robot's position; for SAFE the robot's position at the smallest clearance (the first pose when
     nothing is within clearance_horizon); NaN for TIMEOUT and MALFORMED. ``min_clearance``: the
     smallest exact distance (m) of a sampled placement to an obstacle, keep-out zone or incident
     region, among those checked (+inf beyond clearance_horizon). ``bounds``: the box (xmin,
@@ -503,8 +503,10 @@ class Verifier:
                 sample, zone, speed = sample[over], zone[over], speed[over]
                 k = int(np.lexsort((zone, sample))[0])
                 i, z = int(sample[k]), int(zone[k])
-                found.append(_Finding(VerifyReason.LIMIT, lo + i, float(poses[i, 0]),
-                                      float(poses[i, 1]), self._speed_ids[z],
+                line = shapely.shortest_line(placed[i], self._speed_zones[z])
+                x, y = shapely.get_coordinates(line)[1]
+                found.append(_Finding(VerifyReason.LIMIT, lo + i, float(x), float(y),
+                                      self._speed_ids[z],
                                       float(self._speed_limits[z]), float(speed[k]),
                                       f'speed {speed[k]:.4g} > {self._speed_limits[z]:.4g} in '
                                       f'{self._speed_ids[z]!r}'))
