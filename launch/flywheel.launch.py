@@ -1,5 +1,5 @@
-"""Start the alignment_flywheel graph: sim (optional), audit, governance (optional), Oracle, Gate,
-their lifecycle manager, Proposer; the same nodes and parameters as `flywheel up`.
+"""Start the alignment_flywheel graph: sim (optional), audit, governance (optional), Oracle,
+verifier, Gate, their lifecycle manager, Proposer; the same nodes and parameters as `flywheel up`.
 
     ros2 launch alignment_flywheel flywheel.launch.py [params_file:=...] [sim:=false]
         [governance:=true] [namespace:=robot1] [use_sim_time:=true] [log_level:=debug]
@@ -7,15 +7,16 @@ their lifecycle manager, Proposer; the same nodes and parameters as `flywheel up
         [robots:=N]
 
 Invariants:
-- the Oracle, the Gate (and governance) are lifecycle nodes brought up in order by the
-  lifecycle manager, exactly as `flywheel up` does (flywheel.cli.graph.managed_overrides is the
+- the Oracle, the verifier, the Gate (and governance) are lifecycle nodes brought up in order by
+  the lifecycle manager, exactly as `flywheel up` does (flywheel.cli.graph.managed_overrides is the
   one definition of both): the Gate last, so it passes nothing before what it depends on runs;
-- the launch shuts down when the Gate, the Oracle, governance or the lifecycle manager exits (as
-  nav2 bringup does for its essential processes, with Shutdown on exit): a safety layer with a
-  dead member is not left half running, and the Gate's own shutdown publishes stop;
-- with governance:=true the Oracle and the Gate run with follow_governance: true, whatever
-  params_file says: with governance absent or failed nothing is accepted and the robot stays
-  stopped, rather than running a spec governance never approved. (With governance:=false the
+- the launch shuts down when the Gate, the Oracle, the verifier, governance or the lifecycle
+  manager exits (as nav2 bringup does for its essential processes, with Shutdown on exit): a
+  safety layer with a dead member is not left half running, and the Gate's own shutdown
+  publishes stop;
+- with governance:=true the Oracle, the verifier and the Gate run with follow_governance: true,
+  whatever params_file says: with governance absent or failed nothing is accepted and the robot
+  stays stopped, rather than running a spec governance never approved. (With governance:=false the
   file decides, so a governance node running elsewhere can still be followed.)
 
 With sim:=false bring your own robot or a Gazebo bridge (gazebo.launch.py): it must publish
@@ -53,8 +54,8 @@ ARGUMENTS = (
     ('namespace', '', 'Namespace of every node and (relative) topic.'),
     ('sim', 'true', 'Start the embedded 2D world (false: a real robot or Gazebo provides odom '
      'and takes cmd_vel).'),
-    ('governance', 'false', 'Start the governance node and make the Oracle and the Gate follow '
-     'it (follow_governance: true).'),
+    ('governance', 'false', 'Start the governance node and make the Oracle, the verifier and the '
+     'Gate follow it (follow_governance: true).'),
     ('use_sim_time', 'false', 'Every node takes time from /clock (Gazebo).'),
     ('log_level', 'info', 'ROS log level of every node.'),
     ('cmd_vel_in', 'cmd_vel_in', "The external planner's command: the adapter-mode Proposer's "
@@ -66,7 +67,7 @@ ARGUMENTS = (
 )
 
 # Processes whose exit ends the launch.
-ESSENTIAL = ('gate', 'oracle', 'governance', MANAGER)
+ESSENTIAL = ('gate', 'oracle', 'verifier', 'governance', MANAGER)
 
 
 def node(name: str, extra_parameters: dict | None = None, **kwargs) -> Node:

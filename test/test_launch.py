@@ -294,8 +294,8 @@ def test_the_sim_graph_gates_proposals_and_ends_when_the_gate_dies(sim_graph, pr
     decisions = probe.collect(GateDecision, topics.GATE_DECISIONS, qos.RECORDS)
     commands = probe.collect(Twist, topics.CMD_VEL, qos.COMMAND)
     # the lifecycle manager brought the Oracle and the Gate up
-    assert wait_active(probe, 'oracle') == 'active'
-    assert wait_active(probe, 'gate') == 'active'
+    for node in ('oracle', 'verifier', 'gate'):
+        assert wait_active(probe, node) == 'active', node
 
     def allowed():
         return [d for d in decisions if d.action == GateDecision.ACTION_ALLOW]
@@ -335,9 +335,9 @@ def test_with_governance_the_robot_stays_stopped_until_a_release(governed_graph,
     _, processes = governed_graph
     decisions = probe.collect(GateDecision, topics.GATE_DECISIONS, qos.RECORDS)
     commands = probe.collect(Twist, topics.CMD_VEL, qos.COMMAND)
-    assert parameter(probe, 'oracle', 'follow_governance') is True
-    assert parameter(probe, 'gate', 'follow_governance') is True
-    for node in ('governance', 'oracle', 'gate'):
+    for node in ('oracle', 'verifier', 'gate'):
+        assert parameter(probe, node, 'follow_governance') is True, node
+    for node in ('governance', 'oracle', 'verifier', 'gate'):
         assert wait_active(probe, node) == 'active', node
     # proposals keep coming from the planner and are decided, but nothing is accepted yet
     assert probe.spin_until(lambda: len(decisions) >= 20 and len(commands) >= 20, 30.0)

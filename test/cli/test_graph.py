@@ -21,3 +21,13 @@ def test_node_command_runs_the_module_with_params_and_overrides():
     cmd = node_command('gate', Path('p.yaml'), {'command_timeout': 0.5})
     assert cmd[:3] == [sys.executable, '-m', 'flywheel.ros.gate_node']
     assert cmd[3:] == ['--ros-args', '--params-file', 'p.yaml', '-p', 'command_timeout:=0.5']
+
+
+def test_the_verifier_is_brought_up_before_the_gate_and_follows_governance_with_it():
+    from flywheel.cli.graph import GRAPH, LIFECYCLE, MANAGER, managed_overrides
+    assert 'verifier' in GRAPH and LIFECYCLE.index('verifier') < LIFECYCLE.index('gate')
+    alone = managed_overrides(GRAPH)
+    assert alone[MANAGER]['node_names'] == ['oracle', 'verifier', 'gate']
+    assert 'follow_governance' not in alone['verifier']
+    governed = managed_overrides(GRAPH + ('governance',))
+    assert all(governed[n]['follow_governance'] for n in ('oracle', 'verifier', 'gate'))

@@ -13,21 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-GRAPH = ('sim', 'audit', 'oracle', 'gate', 'proposer')
+GRAPH = ('sim', 'audit', 'oracle', 'verifier', 'gate', 'proposer')
 # started only when asked for: flywheel up --with governance
 OPTIONAL = ('governance',)
-# lifecycle nodes, in bring-up order, and what drives them under `flywheel up`
-LIFECYCLE = ('governance', 'oracle', 'gate')
+# lifecycle nodes, in bring-up order, and what drives them under `flywheel up` (the Gate last:
+# what it depends on, the verifier its escalations go to included, runs before it passes anything)
+LIFECYCLE = ('governance', 'oracle', 'verifier', 'gate')
+# with governance, these run governance's releases (and the Gate its status) and nothing else
+FOLLOWERS = ('oracle', 'verifier', 'gate')
 MANAGER = 'lifecycle_manager'
 
 
 def managed_overrides(nodes: tuple[str, ...]) -> dict[str, dict]:
     """Parameters that hand the lifecycle nodes among ``nodes`` to one lifecycle manager (and,
-    with governance, make the Oracle and the Gate follow it rather than a static spec)."""
+    with governance, make the Oracle, the verifier and the Gate follow it rather than a static
+    spec)."""
     managed = [n for n in LIFECYCLE if n in nodes]
     overrides: dict[str, dict] = {n: {'autostart': False} for n in managed}
     if 'governance' in nodes:
-        for n in ('oracle', 'gate'):
+        for n in FOLLOWERS:
             overrides.setdefault(n, {})['follow_governance'] = True
     if managed:
         overrides[MANAGER] = {'node_names': managed}
