@@ -158,6 +158,29 @@ def test_an_oversize_verdict_is_recorded_and_ignored(gate_io):
         for d in gate_io.decisions), 5.0)
 
 
+@pytest.mark.parametrize('damage, reason', [
+    ('oracle_version', GateDecision.REASON_OVERSIZE),
+    ('truncated', GateDecision.REASON_MALFORMED),
+    ('status', GateDecision.REASON_MALFORMED)])
+def test_an_unreadable_verdict_is_recorded_under_its_proposal_and_decides_nothing(
+        gate_io, damage, reason):
+    """Read from its bytes with every bound checked first: refused before anything is built."""
+    p = gate_io.propose()
+    forged = {'oracle_version': dict(oracle_version='v' * 65), 'status': dict(evidence_status=99),
+              'truncated': {}}[damage]
+    raw = serialize_message(gate_io.verdict_msg(p, **forged))    # signed, as an Oracle would
+    if damage == 'truncated':
+        raw = raw[:-70]
+    gate_io.signals.publish(raw)
+    assert gate_io.probe.spin_until(lambda: any(
+        d.subject == GateDecision.SUBJECT_VERDICT for d in gate_io.decisions_for(p)), 5.0)
+    ignored = next(d for d in gate_io.decisions_for(p)
+                   if d.subject == GateDecision.SUBJECT_VERDICT)
+    assert list(ignored.reasons) == [reason] and not ignored.command_published
+    gate_io.verdict(p)                                 # the honest one still decides it
+    assert decision_for(gate_io, p).action == GateDecision.ACTION_ALLOW
+
+
 def test_decisions_are_numbered_without_gaps(gate_io):
     for _ in range(5):
         gate_io.verdict(gate_io.propose())

@@ -51,11 +51,11 @@ from flywheel.release.bundle import verify_bundle
 from flywheel.release.overlay import CoverageOverlay, apply_overlay, check_overlay
 from flywheel.release.root import check_self_signed, load_root, verify_rotation
 from flywheel.ros import diagnostics, qos, topics
-from flywheel.ros.convert import signals_to_msg
 from flywheel.ros.markers import shapes_to_markers
 from flywheel.ros.overlay_msgs import overlay_from_msg
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import autostart, run_node
+from flywheel.signals_wire import encode_signals
 from flywheel.viz import zone_shapes
 from flywheel.wire import WireError, decode_proposal
 
@@ -391,13 +391,22 @@ class OracleNode(LifecycleNode):
                                         f'{oracle.spec.version} failed: {exc!r}')
                 signals = oracle.rejected(proposal, ['internal:scoring_error'])
         self.seq += 1
+        key = self.key
         signals = replace(signals, stamp_ns=self.get_clock().now().nanoseconds, epoch=self.epoch,
-                          seq=self.seq)
-        if self.key is not None:
-            signals = replace(signals, key_id=self.key.key_id,
-                              signature=self.key.sign(signals.canonical_bytes()))
-        signals = replace(signals, evaluation_ns=time.perf_counter_ns() - started)
-        self.publisher.publish(signals_to_msg(signals, proposal.frame_id))
+                          seq=self.seq, key_id=key.key_id if key is not None else '')
+        # the signature covers canonical_bytes(), which leaves out the key id, the signature and
+        # the evaluation time: all three are set after it
+        signals = replace(signals,
+                          signature=key.sign(signals.canonical_bytes()) if key is not None else b'',
+                          evaluation_ns=time.perf_counter_ns() - started)
+        try:
+            raw = encode_signals(signals, proposal.frame_id)
+        except ValueError as exc:   # a spec string over the message's bound: no verdict (stop)
+            self.counts['unencodable'] += 1
+            self.get_logger().error(f'verdict on {proposal.proposal_id} not sent: {exc}',
+                                    throttle_duration_sec=1.0)
+            return
+        self.publisher.publish(raw)
         self._rate.add()
         self._latency.add(signals.evaluation_ns * 1e-9)
 
@@ -420,8 +429,8 @@ class OracleNode(LifecycleNode):
                   ('authenticated', str(self.key is not None)),
                   ('epoch', str(self.epoch)), ('verdicts', str(self.seq)),
                   ('overlay_version', self._overlay.version if self._overlay else ''),
-                  ) + counts_text(self.counts, ('shed', 'unreadable', 'releases_refused',
-                                                'overlays_refused'))
+                  ) + counts_text(self.counts, ('shed', 'unreadable', 'unencodable',
+                                                'releases_refused', 'overlays_refused'))
         self.diagnostics_pub.publish(diagnostics.health_to_msg([Health(
             'alignment_flywheel: oracle', self.get_fully_qualified_name(), level, message,
             values)], self.get_clock().now().nanoseconds))
