@@ -52,7 +52,7 @@ def test_up_runs_the_graph_and_ctrl_c_stops_every_node(probe):
             up.kill()
             up.wait()
     assert up.returncode == 0, err
-    assert len(pids) == 6 and 'all nodes stopped' in out      # five nodes and the manager
+    assert len(pids) == 7 and 'all nodes stopped' in out      # six nodes and the manager
     assert not [p for p in pids if alive(p)]
 
 
