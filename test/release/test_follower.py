@@ -83,6 +83,10 @@ def test_a_root_never_trusted_is_refused(setup, operators):
     follower = ReleaseFollower(setup[0], NOW)
     other = new_root([p for _, p in operators], 1, 1, NOW.replace(year=NOW.year + 1))
     sign(other, operators[2][0])
+    root, governance, bundles = setup
+    d = Directive(7, 1, 1, '1.1.0', False, bundles[1], other.to_bytes())
+    d = dataclasses.replace(d, key_id=governance.key_id,
+                            signature=governance.sign(d.canonical_bytes()))
     with pytest.raises(ReleaseError, match='never trusted'):
-        follower.follow(directive(setup, root=b'') if False else dataclasses.replace(
-            directive(setup), root=other.to_bytes()), NOW)
+        follower.follow(d, NOW)
+    assert follower.applied is None
