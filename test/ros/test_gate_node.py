@@ -10,10 +10,11 @@ import signal
 import numpy as np
 import pytest
 from geometry_msgs.msg import TwistStamped
+from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message, serialize_message
 
 from alignment_flywheel.msg import GateDecision, Proposal as ProposalMsg
-from flywheel.ros.convert import from_time, signals_to_msg
+from flywheel.ros.convert import from_time, signals_to_msg, to_time
 from flywheel.wire import encode_proposal
 from test.helpers import straight
 from test.ros.conftest import GateIO, decision_for, moving
@@ -179,6 +180,33 @@ def test_an_unreadable_verdict_is_recorded_under_its_proposal_and_decides_nothin
     assert list(ignored.reasons) == [reason] and not ignored.command_published
     gate_io.verdict(p)                                 # the honest one still decides it
     assert decision_for(gate_io, p).action == GateDecision.ACTION_ALLOW
+
+
+def test_unreadable_odometry_is_ignored_and_ages_out(gate_io):
+    """Odometry is read from its bytes too: a frame over its bound or truncated bytes anchor
+    nothing; with nothing else the last good odometry goes stale and nothing is approved."""
+    gate_io.odometry.pause()
+    bad = probe_odometry(gate_io, frame_id='m' * 300)
+    bad_raw = serialize_message(bad)
+    pub = gate_io.odometry.pub
+    for _ in range(20):
+        pub.publish(bad_raw)
+        pub.publish(serialize_message(probe_odometry(gate_io))[:60])
+        gate_io.probe.spin_for(0.02)
+    p = gate_io.propose()
+    gate_io.verdict(p)
+    d = decision_for(gate_io, p)
+    assert list(d.reasons) == [GateDecision.REASON_STALE_ODOMETRY] and not d.command_published
+    assert gate_io.graph.processes['gate'].poll() is None
+
+
+def probe_odometry(io: GateIO, frame_id: str = 'map') -> Odometry:
+    msg = Odometry()
+    msg.header.stamp = to_time(io.probe.now_ns())
+    msg.header.frame_id = frame_id
+    msg.pose.pose.position.x, msg.pose.pose.position.y = io.START[0], io.START[1]
+    msg.pose.pose.orientation.w = 1.0
+    return msg
 
 
 def test_decisions_are_numbered_without_gaps(gate_io):

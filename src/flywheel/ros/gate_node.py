@@ -46,7 +46,7 @@ from flywheel.release.root import check_self_signed, load_root
 from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.answer_msgs import answer_from_msg
 from flywheel.ros.command_output import STARTUP_S as OUTPUT_STARTUP_S, CommandOutput
-from flywheel.ros.convert import (decision_to_msg, odometry_from_msg, status_from_msg,
+from flywheel.ros.convert import (decision_to_msg, odometry_from_bytes, status_from_msg,
                                   to_time)
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.run import autostart, run_node
@@ -81,7 +81,8 @@ class GateNode(LifecycleNode):
                                  raw=True)
         self.create_subscription(SignalsMsg, topics.SAFETY_SIGNALS, self.on_signals, qos.INPUT,
                                  raw=True)
-        self.create_subscription(OdometryMsg, topics.ODOM, self.on_odometry, qos.SENSOR)
+        self.create_subscription(OdometryMsg, topics.ODOM, self.on_odometry, qos.SENSOR,
+                                 raw=True)
         if config.follow_governance:
             self.create_subscription(OracleStatusMsg, topics.ORACLE_STATUS, self.on_status,
                                      qos.STATUS)
@@ -229,9 +230,16 @@ class GateNode(LifecycleNode):
             decisions = [self._internal_error(signals.proposal_id, '', exc)]
         self._publish(decisions)
 
-    def on_odometry(self, msg: OdometryMsg) -> None:
-        if self.gate is not None:
-            self.gate.on_odometry(odometry_from_msg(msg))
+    def on_odometry(self, raw: bytes) -> None:
+        if self.gate is None:
+            return
+        try:
+            odometry = odometry_from_bytes(raw)
+        except Exception as exc:  # noqa: BLE001 - ignored: the last odometry ages out (stop)
+            self.get_logger().warning(f'unreadable odometry ignored: {exc}',
+                                      throttle_duration_sec=5.0)
+            return
+        self.gate.on_odometry(odometry)
 
     def on_status(self, msg: OracleStatusMsg) -> None:
         if self.gate is None:
