@@ -7,8 +7,8 @@ Corrections, one per queue item (best first):
   keep-out zone around the item's evidence (the verifier's points of contact, each incident's
   region), or GROW the governance zone already there (within ``reach``);
 - speed family (LIMIT flaws): TIGHTEN the limit of the speed-limit zone (or the global limit)
-  the flaws exceeded, or ADD / GROW a speed-limit zone around where they did, at the limit the
-  verifier reported;
+  the flaws exceeded, or ADD / GROW a speed-limit zone around the points of the zone the
+  verifier found exceeded, at the limit it reported;
 - UPDATE_COVERAGE: cells of the audit-coverage grid the red team exercised thoroughly
   (``coverage_min_probes`` probes) with no flaw hiding behind an escalation are raised to
   ``coverage_value``, so they stop escalating.
@@ -17,10 +17,11 @@ A zone is the k-DOP (``directions`` half-planes, so at most that many vertices) 
 grown by a margin. The margin is sized adaptively: a new zone gets ``base_margin``; each time
 flaws recur at a zone it is grown with the margin multiplied by ``growth`` (the generation is kept
 in its id, ``fw-0007-g2``), up to ``max_margin``. Where that margin would lose golden basin
-members, smaller margins are tried down to ``min_margin``; then the evidence is split in two along
-its longest axis (``max_split_depth`` times); a correction that still loses more of the basin
-than allowed is REJECTED and reported, never shipped. ``mode='fixed'`` is the baseline: a square
-of side ``fixed_size`` centred on each item, never grown or split.
+members, smaller margins are tried down to ``min_margin`` (the Oracle's own inflation of the
+swept region, a few centimetres, covers the verifier's reach beyond it); then the evidence is
+split in two along its longest axis (``max_split_depth`` times); a correction that still loses
+more of the basin than allowed is REJECTED and reported, never shipped. ``mode='fixed'`` is the
+baseline: a square of side ``fixed_size`` centred on each item, never grown or split.
 
 Invariants:
 
@@ -85,7 +86,7 @@ class RefinerConfig:
                                  hi=100.0)
     growth: float = setting(2.0, 'Margin multiplier each time flaws recur at a zone.', lo=1.0,
                             hi=100.0)
-    min_margin: float = setting(0.03, 'Smallest margin tried (m).', lo=0.001, hi=100.0)
+    min_margin: float = setting(0.005, 'Smallest margin tried (m).', lo=0.001, hi=100.0)
     max_margin: float = setting(1.0, 'Largest margin (m).', lo=0.001, hi=100.0)
     fixed_size: float = setting(0.5, "mode 'fixed': side (m) of the square zone.", lo=0.01,
                                 hi=100.0)
@@ -361,21 +362,30 @@ class _Batch:
 
     def correct_keep_out(self, item: QueueItem) -> None:
         points, cases, covers = self._evidence(item)
-        if not len(points):
-            return
+        if len(points):
+            self._zone(points, cases, covers, None)
+
+    def _zone(self, points: np.ndarray, cases: list[str], covers: list[str],
+              limit: float | None) -> None:
+        """A keep-out zone (``limit`` None) or a speed-limit zone holding ``points``: the
+        fixed-size square, or grown from the governance zone nearby, or new."""
         if self.c.mode == 'fixed':
             cx, cy = points.mean(axis=0)
             h = self.c.fixed_size / 2.0
             square = Polygon(np.round([(cx - h, cy - h), (cx + h, cy - h), (cx + h, cy + h),
                                        (cx - h, cy + h)], 4))
-            self._place_zone(None, square, math.nan, cases, covers, 0)
+            outcome = self._try_zone(None, square, math.nan, cases, covers, 0, limit)
+            if outcome != _ACCEPTED:
+                self._refuse(None, covers, outcome, limit, 'the fixed-size zone')
             return
-        grow = self._nearest_gov(points, self.keep_out)
-        if grow is not None:
-            base = np.concatenate((points, np.asarray(grow.zone.polygon.exterior.coords)))
-            self._ladder(base, grow.generation + 1, cases, covers, grow, depth=0)
-        else:
-            self._ladder(points, 0, cases, covers, None, depth=0)
+        grow = self._nearest_gov(points, self.keep_out if limit is None else self.speed_zones)
+        if grow is None:
+            self._ladder(points, 0, cases, covers, None, 0, limit)
+            return
+        base = np.concatenate((points, np.asarray(grow.zone.polygon.exterior.coords)))
+        if limit is not None:
+            limit = min(limit, grow.zone.max_speed)
+        self._ladder(base, grow.generation + 1, cases, covers, grow, 0, limit)
 
     def _nearest_gov(self, points: np.ndarray, zones: list[Zone]) -> _GovZone | None:
         hull = shapely.convex_hull(shapely.multipoints(points))
@@ -398,67 +408,80 @@ class _Batch:
         return ladder
 
     def _ladder(self, points: np.ndarray, generation: int, cases: list[str], covers: list[str],
-                grow: _GovZone | None, depth: int) -> None:
-        lost_at_least: set[str] = set()
+                grow: _GovZone | None, depth: int, limit: float | None) -> None:
+        """The largest margin (from the generation's down to min_margin) whose zone keeps the
+        basin and blocks one of its cases; else each half of the evidence; else a rejection."""
+        outcome = None
         for margin in self._margins(generation):
             polygon = kdop(points, margin, self.c.directions)
-            outcome = self._try_zone(grow, polygon, margin, cases, covers, generation)
+            outcome = self._try_zone(grow, polygon, margin, cases, covers, generation, limit)
             if outcome == _ACCEPTED:
                 return
             if outcome == _FULL:
-                self._reject(CorrectionKind.ADD_KEEP_OUT, '(new)', covers, set(),
-                             f'the spec holds SpecLimits.max_zones={SPEC_LIMITS.max_zones} '
-                             'zones')
-                return
+                break
             lost, blocked = outcome
-            lost_at_least = lost
             if not blocked and cases:
                 break                   # blocks nothing it should: smaller will not either
-        if depth < self.c.max_split_depth and len(np.unique(points, axis=0)) >= 2:
+        if outcome != _FULL and depth < self.c.max_split_depth \
+                and len(np.unique(points, axis=0)) >= 2:
             for half in _halves(points):
-                self._ladder(half, generation, cases, covers, None, depth + 1)
+                self._ladder(half, generation, cases, covers, None, depth + 1, limit)
             return
-        self._reject(CorrectionKind.GROW_KEEP_OUT if grow else CorrectionKind.ADD_KEEP_OUT,
-                     grow.zone.zone_id if grow else '(new)', covers, lost_at_least or set(),
-                     'every margin and split would lose golden basin members beyond '
-                     f'max_basin_loss={self.c.max_basin_loss}')
+        self._refuse(grow, covers, outcome, limit, 'every margin and split')
 
-    def _place_zone(self, grow, polygon, margin, cases, covers, generation) -> None:
-        outcome = self._try_zone(grow, polygon, margin, cases, covers, generation)
+    def _refuse(self, grow, covers, outcome, limit, what: str) -> None:
+        speed = limit is not None
+        kind = ((CorrectionKind.GROW_SPEED_ZONE if speed else CorrectionKind.GROW_KEEP_OUT)
+                if grow else
+                (CorrectionKind.ADD_SPEED_ZONE if speed else CorrectionKind.ADD_KEEP_OUT))
+        target = grow.zone.zone_id if grow else '(new)'
         if outcome == _FULL:
-            self._reject(CorrectionKind.ADD_KEEP_OUT, '(new)', covers, set(),
-                         f'the spec holds SpecLimits.max_zones={SPEC_LIMITS.max_zones} zones')
-        elif outcome != _ACCEPTED:
-            lost, blocked = outcome
-            self._reject(CorrectionKind.ADD_KEEP_OUT, '(new)', covers, lost,
-                         'the fixed-size zone would lose golden basin members beyond '
-                         f'max_basin_loss={self.c.max_basin_loss}' if lost else
-                         'the fixed-size zone blocks none of its cases')
+            most = SPEC_LIMITS.max_speed_zones if speed else SPEC_LIMITS.max_zones
+            self._reject(kind, target, covers, set(),
+                         f'no room: the spec holds the most {"speed-limit " if speed else ""}'
+                         f'zones SpecLimits allows ({most})')
+            return
+        lost, _ = outcome
+        self._reject(kind, target, covers, lost,
+                     f'{what} would lose golden basin members beyond max_basin_loss='
+                     f'{self.c.max_basin_loss}' if lost else
+                     f'{what} blocks none of its cases')
 
     def _try_zone(self, grow: _GovZone | None, polygon: Polygon, margin: float,
-                  cases: list[str], covers: list[str], generation: int):
+                  cases: list[str], covers: list[str], generation: int, limit: float | None):
         """_ACCEPTED, _FULL (no room for one more zone), or (basin members it loses, cases it
         blocks) when it is not accepted."""
-        if grow is None and len(self.spec.obstacles) + len(self.keep_out) + 1 \
-                > SPEC_LIMITS.max_zones:
+        speed = limit is not None
+        if grow is None and (len(self.speed_zones) + 1 > SPEC_LIMITS.max_speed_zones if speed
+                             else len(self.spec.obstacles) + len(self.keep_out) + 1
+                             > SPEC_LIMITS.max_zones):
             return _FULL
         number = grow.number if grow else self.numbers + 1
         ident = f'{self.c.zone_prefix}{number:04d}-g{generation}'
-        zone = Zone(ident, polygon)
-        changed, lost, blocked = self._effect(self._mini(keep_out=(zone,)), polygon, cases)
+        zone = Zone(ident, polygon, limit if speed else math.inf)
+        own = self.speed_zones if speed else self.keep_out
+        zones = [zone if grow is not None and z is grow.zone else z for z in own] + (
+            [zone] if grow is None else [])
+        mini = self._mini(speed_zones=zones) if speed else self._mini(keep_out=(zone,))
+        changed, lost, blocked = self._effect(mini, polygon, cases)
         if not self._affordable(lost) or (cases and not blocked):
             return lost, blocked
+        if speed:
+            self.speed_zones = zones
+        else:
+            self.keep_out = zones
         if grow is None:
             self.numbers = number
-            self.keep_out.append(zone)
         else:
-            self.keep_out[self.keep_out.index(grow.zone)] = zone
             del self.gov[grow.zone.zone_id]
             self.replaced[ident] = grow
         self.gov[ident] = _GovZone(number, generation, zone)
-        kind = CorrectionKind.GROW_KEEP_OUT if grow else CorrectionKind.ADD_KEEP_OUT
+        kind = ((CorrectionKind.GROW_SPEED_ZONE if speed else CorrectionKind.GROW_KEEP_OUT)
+                if grow else
+                (CorrectionKind.ADD_SPEED_ZONE if speed else CorrectionKind.ADD_KEEP_OUT))
         self._accept(Correction(kind, ident, tuple(polygon.exterior.coords[:-1]), margin,
-                                covers=tuple(covers), blocked=len(blocked),
+                                value=limit if speed else math.nan, covers=tuple(covers),
+                                blocked=len(blocked),
                                 reason=f'replaces {grow.zone.zone_id}' if grow else ''),
                      changed, lost)
         return _ACCEPTED
@@ -483,7 +506,6 @@ class _Batch:
         if named <= set(_LIMIT_NAMES):
             self._tighten_global(flaws, cases, covers)
             return
-        points = np.array([(f.x, f.y) for f in flaws])
         for z in self.speed_zones:
             if z.zone_id in named and z.max_speed > limit and z.zone_id not in self.gov:
                 tightened = Zone(z.zone_id, z.polygon, limit)
@@ -497,46 +519,7 @@ class _Batch:
                                             covers=tuple(covers), blocked=len(blocked)),
                                  changed, lost)
                     return
-        grow = None if self.c.mode == 'fixed' else self._nearest_gov(points, self.speed_zones)
-        generation = grow.generation + 1 if grow else 0
-        if grow is not None:
-            points = np.concatenate((points, np.asarray(grow.zone.polygon.exterior.coords)))
-            limit = min(limit, grow.zone.max_speed)
-        if self.c.mode == 'fixed':
-            cx, cy = points.mean(axis=0)
-            h = self.c.fixed_size / 2.0
-            shapes = [(math.nan, Polygon(np.round([(cx - h, cy - h), (cx + h, cy - h),
-                                                   (cx + h, cy + h), (cx - h, cy + h)], 4)))]
-        else:
-            shapes = [(m, kdop(points, m, self.c.directions)) for m in self._margins(generation)]
-        lost = set()
-        for margin, polygon in shapes:
-            if grow is None and len(self.speed_zones) + 1 > SPEC_LIMITS.max_speed_zones:
-                break
-            number = grow.number if grow else self.numbers + 1
-            ident = f'{self.c.zone_prefix}{number:04d}-g{generation}'
-            zone = Zone(ident, polygon, limit)
-            zones = [zone if grow is not None and s is grow.zone else s
-                     for s in self.speed_zones] + ([zone] if grow is None else [])
-            changed, lost, blocked = self._effect(self._mini(speed_zones=zones), polygon, cases)
-            if self._affordable(lost) and blocked:
-                self.speed_zones = zones
-                if grow is None:
-                    self.numbers = number
-                else:
-                    del self.gov[grow.zone.zone_id]
-                    self.replaced[ident] = grow
-                self.gov[ident] = _GovZone(number, generation, zone)
-                kind = (CorrectionKind.GROW_SPEED_ZONE if grow
-                        else CorrectionKind.ADD_SPEED_ZONE)
-                self._accept(Correction(kind, ident, tuple(polygon.exterior.coords[:-1]), margin,
-                                        value=limit, covers=tuple(covers),
-                                        blocked=len(blocked)), changed, lost)
-                return
-        self._reject(CorrectionKind.GROW_SPEED_ZONE if grow else CorrectionKind.ADD_SPEED_ZONE,
-                     grow.zone.zone_id if grow else '(new)', covers, lost,
-                     'no speed-limit zone blocks its flaws within the basin budget or the '
-                     'spec\'s speed-zone limit')
+        self._zone(np.array([(f.x, f.y) for f in flaws]), cases, covers, limit)
 
     def _tighten_global(self, flaws: list[Flaw], cases: list[str], covers: list[str]) -> None:
         name = _LIMIT_NAMES[flaws[0].verification.zone_id]
