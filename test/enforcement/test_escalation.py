@@ -262,3 +262,15 @@ def test_a_root_naming_no_verifier_releases_nothing(policy, oracle, keys, tmp_pa
     g.on_status(status(keys), at(0))
     p = escalate(g, oracle, keys)
     assert g.on_answer(answer(keys, p, 10), at(10))[0].reasons == (Reason.BAD_SIGNATURE,)
+
+
+def test_an_unsafe_answer_that_checked_nothing_still_ends_the_escalation(gate, oracle, keys):  # noqa: F811
+    """The verifier could not read the request (MALFORMED: where, clearance and region unknown):
+    unsafe, so the escalation ends at once, stopped, instead of waiting for the timeout."""
+    p = escalate(gate, oracle, keys)
+    nothing = answer(keys, p, 10, safe=False, reason=7, detail='unreadable proposal',
+                     x=math.nan, y=math.nan, min_clearance=math.nan,
+                     region=(math.nan,) * 4)
+    d, = gate.on_answer(nothing, at(10))
+    assert (d.action, d.reasons[0], d.command) == (Action.BLOCK, Reason.VERIFIED_UNSAFE, None)
+    assert p.digest not in gate.escalations
