@@ -52,15 +52,19 @@ def first(items, proposal_id):
 
 def send_until_scored(probe, send, got, **kwargs):
     """Discovery is not symmetric: the first proposals may reach only one of Oracle and Gate, or
-    reach the Oracle late (it then sheds them unscored). Resend until one has been scored by the
-    Oracle and decided by the Gate on that score."""
+    reach the Oracle late (it then sheds them unscored); a verdict from a cold process can reach
+    the Gate after signal_timeout, and the first proposals can reach the Gate before the odometry
+    feed's first message (the Gate then rightly blocks them). Resend until one has been scored by
+    the Oracle and decided by the Gate on that score, in time and anchored."""
+    not_ready = {GateDecision.REASON_STALE_VERDICT, GateDecision.REASON_STALE_PROPOSAL,
+                 GateDecision.REASON_STALE_ODOMETRY}
     for _ in range(50):
         p = send(**kwargs)
 
         def scored():
             s, d = first(got['signals'], p.proposal_id), first(got['decisions'], p.proposal_id)
             return (s is not None and s.evidence_status != SignalsMsg.EVIDENCE_SHED
-                    and d is not None and len(d.signals) == 1)
+                    and d is not None and len(d.signals) == 1 and not not_ready & set(d.reasons))
         if probe.spin_until(scored, 1.0):
             return p
     raise AssertionError('no proposal reached both the Oracle and the Gate')
