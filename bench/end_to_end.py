@@ -14,6 +14,14 @@ stamp, so when Python gets round to the message does not count. The time the dri
 ran is reported too. Commands are matched to proposals by a linear.x unique among the proposals
 in flight. Odometry (50 Hz, from its own thread) keeps the Gate's anchor check satisfied.
 
+Latency on a shared machine moves with its load; CPU time does much less. So each chain's
+processes' CPU time (user + system, from /proc; the Gate's output process counted with the Gate)
+over its own recorded blocks is reported per proposal too: the work each stage costs, at 50 Hz,
+where every callback starts with cold caches. It is everything the process did in those blocks
+divided by the proposals sent in them, so the Gate's share includes its odometry (50 Hz), its
+ticks and its output process, which the relays do not have; /proc counts in clock ticks (10 ms),
+so a short run gives only a rough figure.
+
     scripts/run.sh python bench/end_to_end.py [--blocks 6] [--per-block 250] [--breakdown]
 
 --breakdown also subscribes to the real chain's safety_signals and gate_decisions (an extra
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -80,6 +89,9 @@ class Chain:
         self.breakdown: Breakdown | None = None
         self.ids: dict[str, int] = {}           # proposal id -> sent (--breakdown)
         self.pid_of: dict[float, str] = {}      # linear.x -> the proposal in flight with it
+        self.pids: dict[str, int] = {}          # its processes by role, for their CPU time
+        self.cpu_s: dict[str, float] = {}       # role -> CPU seconds over the recorded blocks
+        self.proposals = 0                      # recorded
 
     def on_command(self, msg: Twist, info) -> None:
         handled = time.time_ns()
@@ -137,7 +149,7 @@ class Breakdown:
 BREAKDOWN = (
     'publish -> Oracle callback (DDS + dispatch)',
     'Oracle decode + score (evaluation_duration)',
-    'Oracle sign + convert + publish()',
+    'Oracle sign + encode + publish()',
     'signals -> Gate verdict callback (DDS + dispatch)',
     'Gate verify + decide -> cmd_vel publish()',
     'cmd_vel -> received here (DDS)',
@@ -211,8 +223,35 @@ class Sender:
                 p.proposal_id)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and of its children still running (the Gate's
+    output process), from /proc; 0 for a process that is gone."""
+    total = 0.0
+    for p in [pid] + children_of(pid):
+        try:
+            fields = Path(f'/proc/{p}/stat').read_text().rsplit(')', 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    return total
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                stat = Path(f'/proc/{entry}/stat').read_text()
+                if int(stat.rsplit(')', 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
 def run_block(chain: Chain, sender: Sender, count: int, record: bool) -> int:
     """Send ``count`` proposals at RATE; return how many got no command back."""
+    cpu_before = {role: cpu_seconds(pid) for role, pid in chain.pids.items()} if record else {}
     chain.sent.clear()
     chain.record = record
     next_at = time.perf_counter()
@@ -233,6 +272,10 @@ def run_block(chain: Chain, sender: Sender, count: int, record: bool) -> int:
         time.sleep(0.01)
     lost = len(chain.sent)
     chain.record = False
+    for role, before in cpu_before.items():
+        chain.cpu_s[role] = chain.cpu_s.get(role, 0.0) + cpu_seconds(chain.pids[role]) - before
+    if record:
+        chain.proposals += count
     return lost
 
 
@@ -267,6 +310,8 @@ def main(argv=None) -> int:
         rclpy.init()
         node = rclpy.create_node('bench_driver')
         chains = [Chain(node, '/baseline'), Chain(node, '/flywheel')]
+        chains[0].pids = dict(zip(('oracle', 'gate'), (p.pid for p in children.processes)))
+        chains[1].pids = {role: p.pid for role, p in graph.processes.items()}
         if args.breakdown:
             chains[1].breakdown = Breakdown(node, '/flywheel')
         lost = {c.name: 0 for c in chains}
@@ -317,6 +362,9 @@ def main(argv=None) -> int:
     print(row('baseline: bare relay chain, same hops', stats_ms(base.received)))
     print(row('(callback ran in the driver) flywheel', stats_ms(fly.handled)))
     print(row('(callback ran in the driver) baseline', stats_ms(base.handled)))
+    print('\nCPU time per proposal (ms, user + system over the recorded blocks): '
+          + '; '.join(f'{chain.name} {role} {cpu / max(chain.proposals, 1) * 1e3:.2f}'
+                      for chain in chains for role, cpu in chain.cpu_s.items()))
     print(f'\ntargets: p50 {f["p50"]:.2f} ms (<= {TARGET_P50_MS:g}: '
           f'{"met" if f["p50"] <= TARGET_P50_MS else "MISSED"}), p99 {f["p99"]:.2f} ms (<= '
           f'{TARGET_P99_MS:g}: {"met" if f["p99"] <= TARGET_P99_MS else "MISSED"}), ratio '
