@@ -81,8 +81,8 @@ def main() -> int:
                 run = stand_in.run(kind, starts[kind], start_sim, lambda g: g.stop())
                 runs.append(run)
                 print(f'{i + 1}/{args.runs} {kind}: moved {run.moved}, stop {run.time_to_stop}, '
-                      f'stops {run.stops}, {run.distance:.2f} m {run.notes}', file=sys.stderr,
-                      flush=True)
+                      f'stops {run.stops}, starved {run.starved}, {run.distance:.2f} m '
+                      f'{run.notes}', file=sys.stderr, flush=True)
     finally:
         if hog:
             hog.__exit__()
@@ -100,6 +100,7 @@ def table(runs: list[standin.Run], args) -> str:
     stops = np.array([r.time_to_stop for r in obstacle if r.time_to_stop is not None]) * 1e3
     unmeasured = sum(1 for r in obstacle if r.time_to_stop is None)
     false_runs = sum(1 for r in free if r.stops)
+    starved_runs = sum(1 for r in free if r.starved and not r.stops)
     moved = [r for r in free if r.moved]
     rate = false_runs / len(free) if free else float('nan')
     lines = [
@@ -128,6 +129,8 @@ def table(runs: list[standin.Run], args) -> str:
         '|---|---|---|---|---|---|',
         f'| false stops on a free corridor (4 s, 2 m) | {len(free)} | {false_runs} | '
         f'{rate:.1%} | <= {BAR_FALSE:.0%} | 0 |',
+        f'| fail-closed stops for lateness only (not counted above) | {len(free)} | '
+        f'{starved_runs} | {starved_runs / len(free) if free else float("nan"):.1%} | | |',
         '',
         f'obstacle runs: {len(obstacle)}, stop not measured in {unmeasured}, held after the stop '
         f'in {sum(1 for r in obstacle if r.stayed_stopped)}, interrupted approaches '

@@ -12,7 +12,10 @@ obstacle or in a free corridor, the controller switched on, and what comes back 
   come from the nodes' clocks on this host, so the figure excludes this process's own delivery
   delays. A refusal the robot drove on after (an approval followed it) is counted, not timed.
 - stops on a free run: any refusal or any zero-speed odometry once the robot has moved. With
-  nothing in the way, every one of them is a false stop.
+  nothing in the way, a refusal judged on risk is a false stop. A refusal only for lateness
+  (LATE_REASONS: an input that did not arrive in time, or a proposal the Oracle shed under
+  overload) is the Gate failing closed on a starved machine, not a wrong judgement: such runs are
+  counted apart (`starved`), with the zero-speed odometry that follows them, and reported.
 
 Nothing here waits by sleeping: each step waits for what the system publishes (odometry at the
 start pose, a moving robot, a refusal, zero speed); only the controller's own 20 Hz pace is a
@@ -36,6 +39,11 @@ OBSTACLE_START = (2.0, 4.0, 0.0)
 # Along y = 1, east: the nearest obstacle (shelf_a) is 1.3 m to the side, the pillar 3.7 m ahead.
 FREE_START = (1.5, 1.0, 0.0)
 FREE_SECONDS = 4.0          # of driving per free run (2 m, ending 1.7 m short of the pillar)
+# Refusals for lateness, not risk: the Oracle shed the proposal unscored, a verdict or odometry
+# did not arrive in time, or the proposal was planned from odometry the robot had since left
+# (the planner's input was late by more than the anchor tolerance).
+LATE_REASONS = ('OVERLOAD', 'NO_VERDICT', 'STALE_VERDICT', 'STALE_PROPOSAL', 'STALE_ODOMETRY',
+                'START_POSE_MISMATCH')
 HOLD_SECONDS = 1.0          # after a stop, the controller keeps pushing: the robot must stay put
 START_TOLERANCE = 0.01      # m: odometry at the world's start pose means the new sim runs
 
@@ -58,8 +66,10 @@ class Run:
     stopped_ns: int | None = None           # first zero-speed odometry after it (sim's stamp)
     stayed_stopped: bool | None = None      # obstacle: at rest for HOLD_SECONDS, pushed on
     collided: bool = False
-    stops: int = 0                          # free: refusals + zero-speed odometry; obstacle:
-                                            # refusals the robot drove on after
+    stops: int = 0                          # free: refusals on risk + zero-speed odometry
+                                            # (unless starved); obstacle: refusals the robot
+                                            # drove on after
+    starved: int = 0                        # free: refusals only for lateness (LATE_REASONS)
     distance: float = 0.0                   # m driven
     notes: list[str] = field(default_factory=list)
 
@@ -271,7 +281,11 @@ class StandIn:
         with self.changed:
             refusals = [d for d in self._refusals_after(moved_ns) if d[0] <= until]
             zero = [o for o in self.odometry if moved_ns < o[0] <= until and o[3] == 0.0]
-        result.stops = len(refusals) + len(zero)
+        late = {getattr(self.GateDecision, f'REASON_{name}') for name in LATE_REASONS}
+        starved = [d for d in refusals if set(d[2]) <= late]
+        result.starved = len(starved)
+        # The zero speed after a starved refusal is that refusal's stop, not a second one.
+        result.stops = len(refusals) - len(starved) + (0 if starved else len(zero))
         if refusals:
             result.notes.append(f'refusal reasons {sorted({r for d in refusals for r in d[2]})}'
                                 f' (first: {"; ".join(refusals[0][3])})')

@@ -3,7 +3,10 @@
 sim are real processes (test/ros/standin.py). Toward an obstacle the robot must be stopped
 within nav2_collision_monitor's dataset bar (<= 0.6 s from the Gate's first refusal to zero
 speed in odometry) and held there while the controller keeps pushing; on a free corridor no stop
-may happen at all (the bar is <= 5 % false stops; over these few runs one would exceed it).
+judged on risk may happen at all (the bar is <= 5 % false stops; over these few runs one would
+exceed it). A stop only for lateness (standin.LATE_REASONS: the Gate failing closed because the
+machine starved the Oracle) is not a false judgement; it is reported, and the free runs must
+still cover 80 % of their distance.
 bench/nav2_stop.py measures the same over many runs.
 
 Also: the adapter takes the controller's twist as Twist or, with enable_stamped_cmd_vel (Nav2's
@@ -62,7 +65,7 @@ def test_a_stand_in_controller_is_stopped_before_the_obstacle_and_never_on_a_fre
         runs.append(stand_in.run('free', standin.FREE_START,
                                  *sim_runner(start_graph, tmp_path, standin.FREE_START)))
     report = '\n'.join(f'{r.kind}: moved {r.moved}, stop {r.time_to_stop}, stops {r.stops}, '
-                       f'{r.distance:.2f} m, {r.notes}' for r in runs)
+                       f'starved {r.starved}, {r.distance:.2f} m, {r.notes}' for r in runs)
     assert all(r.moved for r in runs), report
     assert not any(r.collided for r in runs), report
     obstacle = [r for r in runs if r.kind == 'obstacle']
