@@ -113,3 +113,62 @@ def test_a_shadow_verdict_after_its_proposal_was_approved_is_judged_alone(policy
     gate.on_signals(verdict(oracle, p), at(1))
     shadow, = gate.on_signals(verdict(oracle, p, '1.1.0'), at(2))
     assert (shadow.action, shadow.reasons) == (Action.ALLOW, (Reason.WITHIN_POLICY,))
+
+
+def test_in_shadow_verdicts_that_overtake_their_proposal_still_make_the_shadow_record(
+        policy, oracle):
+    gate = gate_in(policy, Stage.SHADOW)
+    p = prop()
+    assert gate.on_signals(verdict(oracle, p), at(0)) == []
+    assert gate.on_signals(verdict(oracle, p, '1.1.0', **BLOCKING), at(1)) == []
+    d, shadow = gate.on_proposal(p, at(2))
+    assert (d.subject, d.action, d.command) == (Subject.PROPOSAL, Action.ALLOW, (0.5, 0.0))
+    assert (shadow.subject, shadow.action) == (Subject.SHADOW, Action.BLOCK)
+    assert shadow.verdicts[0][0].oracle_version == '1.1.0'
+    assert gate.tick(at(500)) == []
+
+
+def test_in_shadow_a_candidate_verdict_alone_ahead_of_its_proposal_is_recorded(policy, oracle):
+    gate = gate_in(policy, Stage.SHADOW)
+    p = prop()
+    assert gate.on_signals(verdict(oracle, p, '1.1.0'), at(0)) == []
+    shadow, = gate.on_proposal(p, at(1))
+    assert shadow.subject == Subject.SHADOW
+    d, = gate.on_signals(verdict(oracle, p), at(2))
+    assert (d.subject, d.action) == (Subject.PROPOSAL, Action.ALLOW)
+
+
+def test_in_canary_both_verdicts_ahead_of_their_proposal_decide_it(policy, oracle):
+    gate = gate_in(policy, Stage.CANARY)
+    p = prop()
+    assert gate.on_signals(verdict(oracle, p), at(0)) == []
+    assert gate.on_signals(verdict(oracle, p, '1.1.0'), at(1)) == []
+    d, = gate.on_proposal(p, at(2))
+    assert d.subject == Subject.PROPOSAL and d.action == Action.ALLOW
+    assert [v.oracle_version for v, _ in d.verdicts] == ['1.0.0', '1.1.0']
+    assert gate.tick(at(500)) == []
+
+
+def test_verdicts_ahead_of_a_proposal_that_never_comes_are_each_recorded(policy, oracle):
+    gate = gate_in(policy, Stage.CANARY)
+    p = prop()
+    gate.on_signals(verdict(oracle, p), at(0))
+    gate.on_signals(verdict(oracle, p, '1.1.0'), at(1))
+    assert gate.tick(at(249)) == []
+    expired = gate.tick(at(251))
+    assert [(d.subject, d.reasons, d.oracle_version) for d in expired] == [
+        (Subject.VERDICT, (Reason.UNKNOWN_PROPOSAL,), '1.0.0'),
+        (Subject.VERDICT, (Reason.UNKNOWN_PROPOSAL,), '1.1.0')]
+
+
+def test_ahead_of_its_proposal_one_verdict_per_release_and_two_releases_are_kept(policy, oracle):
+    gate = gate_in(policy, Stage.CANARY)
+    p = prop()
+    assert gate.on_signals(verdict(oracle, p), at(0)) == []
+    again, = gate.on_signals(verdict(oracle, p), at(1))
+    assert (again.subject, again.reasons) == (Subject.VERDICT, (Reason.REPLAYED_VERDICT,))
+    assert gate.on_signals(verdict(oracle, p, '1.1.0'), at(2)) == []
+    third, = gate.on_signals(verdict(oracle, p, '9.9.9'), at(3))
+    assert (third.subject, third.reasons) == (Subject.VERDICT, (Reason.UNKNOWN_ORACLE_VERSION,))
+    d, = gate.on_proposal(p, at(4))
+    assert d.action == Action.ALLOW and len(d.verdicts) == 2

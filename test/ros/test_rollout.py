@@ -1,7 +1,9 @@
 """Staged rollout over real nodes (governance, Oracle, Gate, audit): a good candidate earns its way
 shadow -> canary -> full; a candidate that would approve a known collision is stopped in shadow
 with no unsafe command executed; a candidate that blocks golden proposals is refused by its
-regression suite; an operator aborts mid-canary; a governance killed mid-canary resumes there."""
+regression suite; an operator aborts mid-canary; a governance killed mid-canary resumes there.
+A Gate in shadow or canary keeps both releases' verdicts on a proposal they overtook: the shadow
+record is still made, and a canary proposal still gets its pair."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,12 +25,14 @@ from flywheel.provision import NODE_KEYS
 from flywheel.release.bundle import build_bundle, sign_bundle
 from flywheel.release.keys import generate_key, load_signer
 from flywheel.release.root import new_root, sign
+from flywheel.oracle_status import OracleStatus as Status
 from flywheel.ros import qos, topics
+from flywheel.ros.convert import status_to_msg
 from flywheel.wire import encode_proposal
 from test.audit.conftest import records_in
 from test.conftest import CONFIG, KEYS
 from test.helpers import straight
-from test.ros.conftest import OdometryFeed, wait_matched
+from test.ros.conftest import GateIO, OdometryFeed, decision_for, wait_matched
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -188,9 +192,11 @@ def test_a_candidate_that_would_approve_a_collision_is_stopped_in_shadow(probe, 
     assert probe.spin_until(lambda: 'aborted' in events(ledger), 30.0)
     assert probe.spin_until(lambda: g.statuses and g.statuses[-1].active_version == '1.0.0'
                             and not g.statuses[-1].candidate_version, 10.0)
-    shadow = [d for d in g.decisions if d.subject == GateDecision.SUBJECT_SHADOW]
-    assert shadow and any(d.action in (GateDecision.ACTION_ALLOW, GateDecision.ACTION_DEGRADE)
-                          for d in shadow)            # it would have approved: recorded only
+    # the first shadow record can abort the rollout before the push command returns: wait for
+    # the records (kept for late joiners) rather than assume they are in
+    assert probe.spin_until(lambda: [
+        d for d in g.decisions if d.subject == GateDecision.SUBJECT_SHADOW and d.action in (
+            GateDecision.ACTION_ALLOW, GateDecision.ACTION_DEGRADE)], 10.0)   # recorded only
     # not one unsafe command: every proposal's decision blocked it
     assert not [d for d in g.decisions if d.subject == GateDecision.SUBJECT_PROPOSAL
                 and d.command_published and d.command.linear.x > 0]
@@ -235,3 +241,79 @@ def test_governance_killed_mid_canary_resumes_in_canary(probe, governed, start_g
     assert resumed.stage == OracleStatus.STAGE_CANARY and resumed.active_version == '1.0.0'
     assert resumed.candidate_version == '1.1.0'
     assert probe.spin_until(lambda: 'resumed' in events(g.tmp / 'audit.sqlite'), 20.0)
+
+
+# -- verdicts that overtake their proposal, in shadow and canary (a Gate and a test Oracle) -------
+
+@pytest.fixture
+def staged_gate(probe, start_graph, spec):
+    """A Gate following governance, told by a governance-signed status that 1.0.0 is active and
+    1.1.0 on trial in the stage asked for; the test publishes both releases' verdicts."""
+    io = GateIO.start(probe, start_graph, spec, {'follow_governance': True})
+    status_pub = probe.node.create_publisher(OracleStatus, topics.ORACLE_STATUS, qos.STATUS)
+    governance = load_message_key(KEYS / NODE_KEYS['governance'])
+    epoch, seq = time.time_ns(), iter(range(1, 1000))
+
+    def stage(stage: int) -> None:
+        s = Status(epoch, next(seq), time.time_ns(), 'active', '1.0.0', 1, '', 0, 2, '1.0.0',
+                   ('1.0.0',), 1, b'', '', candidate_version='1.1.0', candidate_number=2,
+                   stage=stage, key_id=governance.key_id)
+        s = dataclasses.replace(s, signature=governance.sign(s.canonical_bytes()))
+        status_pub.publish(status_to_msg(s))
+
+    def believed(stage_now: int) -> None:
+        """Re-send the status until a proposal is decided on 1.0.0 in that stage (the Gate heard
+        it): in shadow by the active verdict alone, in canary by the pair."""
+        for _ in range(50):
+            stage(stage_now)
+            p = io.propose()
+            io.verdict(p)
+            if stage_now == OracleStatus.STAGE_CANARY:
+                io.verdict(p, oracle_version='1.1.0')
+            d = decision_for(io, p)
+            if d.action == GateDecision.ACTION_ALLOW and len(d.signals) == (
+                    2 if stage_now == OracleStatus.STAGE_CANARY else 1):
+                io.decisions.clear()
+                return
+            probe.spin_for(0.1)
+        raise AssertionError(f'the gate never took the status (stage {stage_now})')
+    io.believed = believed
+    yield io
+    io.odometry.close()
+
+
+def overtaken(io: GateIO):
+    """A proposal whose two verdicts (the active release's, then the candidate's) reach the Gate
+    before it does, as they do when the Oracle is quicker than the proposal's own delivery."""
+    p = io.make()
+    io.verdict(p)
+    io.verdict(p, oracle_version='1.1.0')
+    io.probe.spin_for(0.05)
+    io.proposals.publish(io.raw[p.proposal_id])
+    return p
+
+
+def test_in_shadow_a_candidate_verdict_that_overtakes_its_proposal_is_still_recorded(
+        probe, staged_gate):
+    io = staged_gate
+    io.believed(OracleStatus.STAGE_SHADOW)
+    p = overtaken(io)
+    d = decision_for(io, p)
+    assert d.action == GateDecision.ACTION_ALLOW and d.signals[0].oracle_version == '1.0.0'
+    assert probe.spin_until(lambda: [r for r in io.decisions_for(p)
+                                     if r.subject == GateDecision.SUBJECT_SHADOW], 2.0), \
+        'the candidate\'s verdict on the proposal it overtook was dropped: no SHADOW record'
+    shadow, = [r for r in io.decisions_for(p) if r.subject == GateDecision.SUBJECT_SHADOW]
+    assert shadow.signals[0].oracle_version == '1.1.0'
+
+
+def test_in_canary_both_verdicts_that_overtake_their_proposal_decide_it(probe, staged_gate):
+    io = staged_gate
+    io.believed(OracleStatus.STAGE_CANARY)
+    p = overtaken(io)
+    d = decision_for(io, p)
+    assert GateDecision.REASON_NO_VERDICT not in d.reasons, d.reasons
+    assert d.action == GateDecision.ACTION_ALLOW
+    assert [v.oracle_version for v in d.signals] == ['1.0.0', '1.1.0']
+    probe.spin_for(0.5)
+    assert [r.subject for r in io.decisions_for(p)] == [GateDecision.SUBJECT_PROPOSAL]

@@ -18,6 +18,8 @@ Invariants, each tested:
 - A candidate release on trial never makes the robot less careful: in SHADOW its verdicts are only
   recorded (SHADOW records: the action it would have led to); in CANARY a proposal waits for a
   verdict of the active release and one of the candidate, and the most restrictive decision wins.
+  Verdicts that overtake their proposal wait for it one per release, so neither the candidate's
+  SHADOW record nor a canary's pair is lost to the order in which they arrive.
 - No approval is honoured for longer than ``command_timeout`` on the steady clock: ``approval``
   carries its own deadline, so whoever publishes commands (the node's output thread) needs nothing
   else from the Gate to fail closed, and a stalled ROS clock cannot extend it.
@@ -57,6 +59,8 @@ from flywheel.verifier_answer import VerifierAnswer
 
 STOP = (0.0, 0.0)
 DECIDED_MEMORY = 4096
+# Verdicts kept per proposal that has not arrived yet: the active release's and a candidate's.
+EARLY_PER_PROPOSAL = 2
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,9 @@ class Gate:
         # Recently decided proposals: their late verdicts are dropped, not decided twice (a shadow
         # candidate's verdict, which usually comes after the decision, is still recorded).
         self._decided: OrderedDict[str, Proposal | None] = OrderedDict()
-        # Verdicts that arrived before their proposal: id -> (signals, received steady ns).
-        self._early: OrderedDict[str, tuple[SafetySignals, int]] = OrderedDict()
+        # Verdicts that arrived before their proposal, in order of arrival: id -> {oracle
+        # version: (signals, received steady ns)}; at most max_pending ids.
+        self._early: OrderedDict[str, dict[str, tuple[SafetySignals, int]]] = OrderedDict()
         self.escalations = Escalations(config.max_pending, _ns(config.verify_timeout),
                                        _ns(config.max_clock_skew))
 
@@ -175,9 +180,8 @@ class Gate:
                 Action.BLOCK, Reason.OVERLOAD, 'pending queue full: decided before its verdict')],
                 now, withdraw=False))
         self._held[proposal.proposal_id] = _Held(proposal, now.steady_ns, raw=raw)
-        early = self._early.pop(proposal.proposal_id, None)
-        if early is not None:
-            decisions += self._bind(early[0], now)
+        for signals, _ in self._early.pop(proposal.proposal_id, {}).values():
+            decisions += self._bind(signals, now)
         return decisions
 
     def on_refused_verdict(self, proposal_id: str, reason: Reason, detail: str,
@@ -225,12 +229,7 @@ class Gate:
         held = self._held.get(signals.proposal_id)
         if held is None:
             if signals.proposal_id not in self._decided:
-                self._early[signals.proposal_id] = (signals, now.steady_ns)
-                if len(self._early) > self.config.max_pending:
-                    _, (oldest, _) = self._early.popitem(last=False)
-                    return [self._ignore(oldest, Reason.UNKNOWN_PROPOSAL,
-                                         'no proposal with this id (late, replayed or forged)',
-                                         now)]
+                return self._wait_for_proposal(signals, now)
             return []
         proposal = held.proposal
         if signals.proposal_digest != proposal.digest:
@@ -276,6 +275,8 @@ class Gate:
         held = self._held.get(signals.proposal_id)
         proposal = held.proposal if held is not None else self._decided.get(signals.proposal_id)
         if proposal is None:
+            if signals.proposal_id not in self._decided:    # it overtook its proposal
+                return self._wait_for_proposal(signals, now)
             self.counts['shadow_unmatched'] += 1
             return []
         if signals.proposal_digest != proposal.digest:
@@ -286,6 +287,28 @@ class Gate:
         return [Decision(proposal.proposal_id, proposal.proposer_id, proposal.digest, action,
                          ordered, signals.oracle_version, self.policy.version, None, now.ros_ns,
                          now.ros_ns - proposal.stamp_ns, Subject.SHADOW, ((signals, action),))]
+
+    def _wait_for_proposal(self, signals: SafetySignals, now: Now) -> list[Decision]:
+        """Keep a verdict until its proposal arrives (or ``verdict_timeout``), beside the other
+        release's verdict on it: in canary the proposal needs both, in shadow the candidate's
+        makes its SHADOW record. What cannot be kept is recorded and ignored."""
+        waiting = self._early.setdefault(signals.proposal_id, {})
+        version = signals.oracle_version
+        if version in waiting:
+            return [self._ignore(signals, Reason.REPLAYED_VERDICT,
+                                 f'a second verdict of {version!r} on a proposal not yet '
+                                 'arrived', now)]
+        if len(waiting) >= EARLY_PER_PROPOSAL:
+            return [self._ignore(signals, Reason.UNKNOWN_ORACLE_VERSION,
+                                 f'a verdict of a third release ({version!r}) on a proposal not '
+                                 'yet arrived', now)]
+        waiting[version] = (signals, now.steady_ns)
+        if len(self._early) <= self.config.max_pending:
+            return []
+        _, oldest = self._early.popitem(last=False)
+        return [self._ignore(v, Reason.UNKNOWN_PROPOSAL,
+                             'no proposal with this id (late, replayed or forged)', now)
+                for v, _ in oldest.values()]
 
     def on_odometry(self, odometry: Odometry) -> None:
         self._odometry = odometry
@@ -356,10 +379,14 @@ class Gate:
         """Expire proposals whose verdict is late and verdicts whose proposal never came."""
         decisions = []
         deadline = now.steady_ns - _ns(self.config.verdict_timeout)
-        while self._early and next(iter(self._early.values()))[1] <= deadline:
-            _, (signals, _) = self._early.popitem(last=False)
-            decisions.append(self._ignore(signals, Reason.UNKNOWN_PROPOSAL,
-                                          'no proposal with this id arrived in time', now))
+        while self._early:
+            pid, waiting = next(iter(self._early.items()))
+            if next(iter(waiting.values()))[1] > deadline:    # its first verdict is its oldest
+                break
+            del self._early[pid]
+            decisions += [self._ignore(signals, Reason.UNKNOWN_PROPOSAL,
+                                       'no proposal with this id arrived in time', now)
+                          for signals, _ in waiting.values()]
         while self._held:
             pid, held = next(iter(self._held.items()))
             if held.received_ns > deadline:
