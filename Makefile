@@ -25,3 +25,5 @@ bench: setup
 	scripts/run.sh python bench/fail_closed.py --hog
 	scripts/run.sh python bench/ledger.py
 	scripts/run.sh python bench/hot_swap.py
+	# rollout: push -> full on the default plan, latency per stage, fleets of 1, 3, 10 (~10 min)
+	scripts/run.sh python bench/rollout.py
