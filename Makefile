@@ -27,3 +27,5 @@ bench: setup
 	scripts/run.sh python bench/hot_swap.py
 	# rollout: push -> full on the default plan, latency per stage, fleets of 1, 3, 10 (~10 min)
 	scripts/run.sh python bench/rollout.py
+	# flywheel: red team -> triage -> refiner until no flaw is found, vs fixed-size corrections
+	scripts/run.sh python bench/flywheel_iterations.py
