@@ -25,7 +25,7 @@ DESCRIPTION = """\
 Operate the Alignment Flywheel safety layer: a Gate between any planner and the robot that
 republishes only commands a signed Oracle release approves.
 
-  run          up (--robots N for a fleet), demo
+  run          up (--robots N for a fleet), demo, demo --story (the flywheel end to end)
   this robot   keys init (node keys and a trust root), world export (--sdf for Gazebo)
   releases     keygen, release build|sign|verify (offline), release push, status, rollback,
                rollout status|promote|abort
@@ -96,9 +96,15 @@ def cmd_up(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.story:
+        from flywheel.cli.story import run_story
+        return run_story(Path(args.out or 'reports/story'),
+                         watch_after=args.duration if args.duration is not None else 20.0,
+                         seed=args.seed)
     from flywheel.cli.demo import run_demo
-    return run_demo(duration=args.duration, out_dir=Path(args.out), seed=args.seed,
-                    fault_rate=args.fault_rate)
+    return run_demo(duration=args.duration if args.duration is not None else 30.0,
+                    out_dir=Path(args.out or 'reports/demo'),
+                    seed=args.seed if args.seed is not None else 5, fault_rate=args.fault_rate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,10 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help='a fleet: N robots in namespaces robot_0 ... robot_{N-1}, each with '
                     'its own nodes, under one governance (default: one robot, no namespace)')
     up.set_defaults(func=cmd_up)
-    demo = sub.add_parser('demo', help='run the embedded world with faults, gated and bypassed')
-    demo.add_argument('--duration', type=float, default=30.0, help='seconds per run (default 30)')
-    demo.add_argument('--out', default='reports/demo', help='report folder (default reports/demo)')
-    demo.add_argument('--seed', type=int, default=5, help='fault injection seed')
+    demo = sub.add_parser('demo', help='run the embedded world with faults, gated and bypassed; '
+                          '--story: the flywheel end to end')
+    demo.add_argument('--story', action='store_true',
+                      help='the story: a hazard release 1 does not know, its incidents, the '
+                      'refined release signed with demo keys and rolled out shadow -> canary -> '
+                      'full, the same Proposer process throughout (about 2 minutes)')
+    demo.add_argument('--duration', type=float, default=None,
+                      help='seconds per run (default 30); with --story, seconds watched after '
+                      'the rollout reaches full (default 20)')
+    demo.add_argument('--out', default=None,
+                      help='report folder (default reports/demo, with --story reports/story)')
+    demo.add_argument('--seed', type=int, default=None,
+                      help='fault injection seed (default 5; with --story the story\'s own, '
+                      'whose first fault meets the hazard)')
     demo.add_argument('--fault-rate', type=float, default=0.02,
                       help='chance per proposal of a fault episode (default 0.02)')
     demo.set_defaults(func=cmd_demo)
