@@ -12,8 +12,9 @@ from flywheel.oracle.spec import load_spec
 from flywheel.proposer.faults import Fault, FaultConfig, FaultInjector
 from flywheel.sim.sim import EventKind, Sim
 from flywheel.sim.world import parse_world
-from flywheel.story import (FAULT_KINDS, FAULT_RATE, FAULT_SEED, HAZARD, HAZARD_ID, ROUTE, START,
-                            Timeline, figures, story_world)
+from flywheel.story import (FAULT_KINDS, FAULT_MAX_DURATION, FAULT_MIN_DURATION, FAULT_RATE,
+                            FAULT_SEED, HAZARD, HAZARD_ID, ROUTE, START, Timeline, figures,
+                            story_world)
 from test.conftest import CONFIG
 
 
@@ -36,9 +37,12 @@ def test_a_world_that_has_it_already_is_refused():
 
 
 def test_the_seeded_first_proposal_starts_a_long_shortcut():
-    faults = FaultInjector(FaultConfig(rate=FAULT_RATE, seed=FAULT_SEED, kinds=FAULT_KINDS))
+    faults = FaultInjector(FaultConfig(rate=FAULT_RATE, seed=FAULT_SEED, kinds=FAULT_KINDS,
+                                       min_duration=FAULT_MIN_DURATION,
+                                       max_duration=FAULT_MAX_DURATION))
     assert faults.current(0.0) is Fault.SHORTCUT
-    assert faults.current(5.0) is Fault.SHORTCUT          # long enough to pass the pallet
+    # about 3 s of motion pass the pallet; the rest is room for the Gate to hear the Proposer
+    assert faults.current(9.0) is Fault.SHORTCUT
 
 
 def test_the_shortcut_passes_the_hazard_as_a_near_miss_never_a_contact(world):

@@ -32,7 +32,9 @@ START = (3.6, 6.0, -1.881)           # x, y, yaw: on the west aisle, facing the 
 ROUTE = (2.0, 7.0, 2.0, 1.0, 10.5, 1.0, 10.5, 7.0)
 FAULT_KINDS = ('SHORTCUT',)
 FAULT_RATE = 0.01
-# random.Random(206) starts a 6.9 s SHORTCUT episode at the first proposal (rate 0.01): the pass.
+FAULT_MIN_DURATION, FAULT_MAX_DURATION = 3.0, 10.0
+# random.Random(206) starts a SHORTCUT episode at the first proposal (rate 0.01) lasting 9.8 s:
+# the pass takes about 3 s of motion, so the Gate may take several seconds to hear the Proposer.
 FAULT_SEED = 206
 # The operator's rollout plan for the demo: short stages, the package's rules otherwise relaxed
 # for a single robot on a shared machine (evaluation time on 2 cores under the whole graph).
@@ -41,7 +43,7 @@ STORY_PLAN = {
     'canary_robots': 1,
     'rules': {stage: {'min_duration_s': 5.0, 'min_samples': 40, 'max_duration_s': 120.0,
                       'max_disagreement_rate': 0.2, 'max_false_stop_rate': 0.2,
-                      'max_latency_p99_s': 0.5, 'max_errors': 5}
+                      'max_latency_p99_s': 0.5, 'max_errors': 10}
               for stage in ('shadow', 'canary')},
 }
 FIRST_PLAN = {'stages': ['full']}     # release 1 is the robot's first: active at once

@@ -30,8 +30,9 @@ from flywheel.cli.demo import audit_summary
 from flywheel.cli.graph import GRAPH, fleet
 from flywheel.errors import GraphError, InputError
 from flywheel.provision import NODE_KEYS, OPERATOR, ROOT, provision
-from flywheel.story import (FAULT_KINDS, FAULT_RATE, FAULT_SEED, FIRST_PLAN, HAZARD_ID, ROUTE,
-                            STORY_PLAN, figures, story_world, write_story)
+from flywheel.story import (FAULT_KINDS, FAULT_MAX_DURATION, FAULT_MIN_DURATION, FAULT_RATE,
+                            FAULT_SEED, FIRST_PLAN, HAZARD_ID, ROUTE, STORY_PLAN, figures,
+                            story_world, write_story)
 
 STARTUP_TIMEOUT = 60.0       # s for the graph to come up and run release 1
 INCIDENT_TIMEOUT = 60.0      # s for the hazard's first incident after the Proposer starts
@@ -84,6 +85,7 @@ def run_story(out_dir: Path, watch_after: float, seed: int | None = None) -> int
     (out_dir / 'release-1-plan.yaml').write_text(yaml.safe_dump(FIRST_PLAN))
     seed = FAULT_SEED if seed is None else seed
     settings = {'seed': seed, 'fault_rate': FAULT_RATE, 'fault_kinds': list(FAULT_KINDS),
+                'fault_durations_s': [FAULT_MIN_DURATION, FAULT_MAX_DURATION],
                 'route': list(ROUTE), 'start': world_doc['start'], 'hazard': HAZARD_ID,
                 'watch_after_s': watch_after, 'probes': PROBES, 'basin_size': BASIN_SIZE,
                 'rollout_plan': STORY_PLAN}
@@ -168,6 +170,8 @@ class _Story:
             'sim': {'world_path': str(self.out / 'world.yaml')},
             'proposer': {'signing_key_path': key['proposer'], 'fault_rate': FAULT_RATE,
                          'fault_seed': seed, 'fault_kinds': list(FAULT_KINDS),
+                         'fault_min_duration': FAULT_MIN_DURATION,
+                         'fault_max_duration': FAULT_MAX_DURATION,
                          'planner.route': list(ROUTE)},
         }
 
