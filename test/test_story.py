@@ -2,6 +2,7 @@
 Oracle release does, the seeded first fault is the SHORTCUT that drives past it, the pass is a
 near-miss and never a contact, the nominal route keeps clear of it, and the figures count what
 the module says they count."""
+import dataclasses
 import math
 
 import pytest
@@ -14,7 +15,7 @@ from flywheel.sim.sim import EventKind, Sim
 from flywheel.sim.world import parse_world
 from flywheel.story import (FAULT_KINDS, FAULT_MAX_DURATION, FAULT_MIN_DURATION, FAULT_RATE,
                             FAULT_SEED, HAZARD, HAZARD_ID, ROUTE, START, Timeline, figures,
-                            story_world)
+                            replay, story_world)
 from test.conftest import CONFIG
 
 
@@ -90,3 +91,16 @@ def test_rebasing_moves_every_time():
     t.incident(6.0, 'near_miss', HAZARD_ID, 0.0, 0.0)
     t.shift(4.0)
     assert [e.t for e in t.entries] == [1.0, 2.0] and t.incidents[0][0] == 2.0
+
+
+def test_replay_judges_the_pass_under_each_release(spec, policy):
+    """The pass (cruise speed from the start pose, straight at the goal) as release 1 decides it
+    and as a release with a keep-out zone over the pallet's side of the aisle decides it."""
+    from flywheel.agents.judge import Judge
+    from flywheel.oracle.spec import Zone
+    from test.helpers import straight
+    pass_ = [straight(*START, 0.6, seq=k) for k in range(1, 4)]
+    zone = Zone('fw-0001-g0', Polygon(HAZARD).buffer(0.4), math.inf)
+    fixed = dataclasses.replace(spec, version='1.0.1', keep_out=spec.keep_out + (zone,))
+    assert replay(pass_, {'1.0.0': Judge(spec, policy), '1.0.1': Judge(fixed, policy)}) == {
+        'proposals': 3, 'approved_by_1.0.0': 3, 'approved_by_1.0.1': 0}

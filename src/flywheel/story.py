@@ -10,6 +10,11 @@ contact pins the robot for good, which would end the story rather than tell it).
 knows nothing of it, so its Gate approves that pass. The refiner's zone around the incident
 blocks it from the next release on; the nominal route keeps clear of both.
 
+`replay` judges the proposals the Proposer published in the PASS_WINDOW_S before the hazard's
+first incident under each release, offline, exactly as the robot decides (the Oracle's scoring and
+the Gate's policy): the same pass, approved by 1.0.0 and blocked by the refined release, is what
+shows the fix, since the staged pass does not come again within the run.
+
 Invariants of `figures`: times are seconds since the Proposer started; "before" is the Proposer's
 start to the rollout reaching full, "after" from then to the end of the run; incidents count only
 those with the hazard's object id as hazard incidents; Proposer restarts are the distinct
@@ -19,7 +24,8 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 HAZARD_ID = 'fallen_pallet'
@@ -142,6 +148,21 @@ def figures(timeline: Timeline, end_t: float, evidence: dict | None, proposer_pi
         'proposer_restarts': max(0, len(timeline.proposer_epochs) - 1),
         'proposer_epochs_seen': len(timeline.proposer_epochs),
     }
+
+
+PASS_WINDOW_S = 3.0     # the proposals this long before the first hazard incident: the pass
+
+
+def replay(proposals: Iterable, judges: dict) -> dict:
+    """How each release (``judges``: version -> flywheel.agents.judge.Judge) decides the
+    proposals of the pass, as the robot would: {'proposals': n, 'approved_by_<version>': k}."""
+    from flywheel.release.regression import SUITE_PROPOSER
+    # the Judge scores cases under the suite's proposer id; scoring does not depend on it
+    cases = [replace(p, proposer_id=SUITE_PROPOSER) for p in proposals]
+    out = {'proposals': len(cases)}
+    for version, judge in judges.items():
+        out[f'approved_by_{version}'] = sum(1 for c in cases if judge.action(c).approves)
+    return out
 
 
 def write_story(out_dir: Path, timeline: Timeline, numbers: dict, settings: dict) -> tuple[Path,

@@ -97,6 +97,7 @@ def run_story(out_dir: Path, watch_after: float, seed: int | None = None) -> int
     timeline = story.recorder_timeline
     numbers = figures(timeline, story.end_t, story.evidence, story.proposer_pid,
                       story.proposer_pid_end)
+    numbers['pass_replayed'] = _replay(story.recorder.pass_proposals, config, story.candidate)
     ledger = out_dir / 'audit.sqlite'
     numbers['proposer_parameter_changes'] = changes = _parameter_changes(ledger, 'proposer')
     if changes and not code:
@@ -112,6 +113,21 @@ def run_story(out_dir: Path, watch_after: float, seed: int | None = None) -> int
     if code:
         print(f'FAIL: {timeline.failed}', file=sys.stderr)
     return code
+
+
+def _replay(raw: list[bytes], config: Path, candidate: Path | None) -> dict | None:
+    """The pass's proposals judged under release 1 and the refined release (flywheel.story)."""
+    if not raw or candidate is None:
+        return None
+    from flywheel.agents.judge import Judge
+    from flywheel.enforcement.policy import load_policy
+    from flywheel.oracle.spec import load_spec
+    from flywheel.story import replay
+    from flywheel.wire import decode_proposal
+    policy = load_policy(config / 'policy.yaml')
+    specs = [load_spec(config / 'oracle_spec.yaml'), load_spec(candidate / 'oracle_spec.yaml')]
+    return replay([decode_proposal(d) for d in raw],
+                  {spec.version: Judge(spec, policy) for spec in specs})
 
 
 def _parameter_changes(ledger: Path, node: str) -> int:
@@ -153,6 +169,7 @@ class _Story:
         self.proposer_pid = 0
         self.proposer_pid_end: int | None = None
         self.evidence: dict | None = None
+        self.candidate: Path | None = None
         self.end_t = 0.0
         self._operator_log = open(out_dir / 'operator.log', 'w')
 
@@ -290,7 +307,7 @@ class _Story:
         found = sorted(candidates.glob('*/batch.json'))
         if len(found) != 1:
             raise GraphError(f'expected one candidate in {candidates}, found {len(found)}')
-        where = found[0].parent
+        where = self.candidate = found[0].parent
         self.evidence = json.loads(found[0].read_text())['evidence']
         bundle = self._release(2, where / 'oracle_spec.yaml', self.out / 'story-rollout.yaml',
                                where / 'regression.yaml')

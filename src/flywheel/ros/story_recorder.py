@@ -1,15 +1,18 @@
 """StoryRecorder: watches the story's graph and fills a Timeline (flywheel/story.py): incidents,
 the Gate's escalations, governance's release and rollout events, the Oracle's status, and the
-epochs of the proposals the Gate decided on (a restarted Proposer numbers from a new epoch)."""
+epochs of the proposals the Gate decided on (a restarted Proposer numbers from a new epoch); it
+keeps the proposals (as published) of the pass that led to the hazard's first incident."""
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from rclpy.node import Node
 
 from alignment_flywheel.msg import GateDecision, GovernanceEvent, Incident, OracleStatus
+from alignment_flywheel.msg import Proposal as ProposalMsg
 from flywheel.ros import qos, topics
-from flywheel.story import Timeline
+from flywheel.story import HAZARD_ID, PASS_WINDOW_S, Timeline
 
 _SEVERITY = {Incident.SEVERITY_COLLISION: 'collision', Incident.SEVERITY_NEAR_MISS: 'near_miss',
              Incident.SEVERITY_INFO: 'info'}
@@ -43,6 +46,10 @@ class StoryRecorder(Node):
         self.oracle_running = ''
         self.active_version = ''
         self.events: list[tuple[int, str, int]] = []       # (event, version, number)
+        self._recent: deque[tuple[float, bytes]] = deque(maxlen=200)
+        self.pass_proposals: list[bytes] = []     # as published, before the first hazard incident
+        self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.STREAM,
+                                 raw=True)
         self.create_subscription(Incident, topics.INCIDENTS, self.on_incident, qos.STREAM)
         self.create_subscription(GateDecision, topics.GATE_DECISIONS, self.on_decision,
                                  qos.RECORDS)
@@ -58,7 +65,13 @@ class StoryRecorder(Node):
         self.timeline.shift(zero - self.zero)
         self.zero = zero
 
+    def on_proposal(self, data: bytes) -> None:
+        self._recent.append((self.now(), data))
+
     def on_incident(self, msg: Incident) -> None:
+        if msg.object_id == HAZARD_ID and not self.timeline.hazard_incidents():
+            t = self.now()
+            self.pass_proposals = [d for s, d in self._recent if t - PASS_WINDOW_S <= s <= t]
         self.timeline.incident(self.now(), _SEVERITY.get(msg.severity, str(msg.severity)),
                                msg.object_id, msg.position.x, msg.position.y)
 
