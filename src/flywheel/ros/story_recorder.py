@@ -44,7 +44,6 @@ class StoryRecorder(Node):
         self.zero = time.monotonic()
         self.governance_active = False
         self.oracle_running = ''
-        self.active_version = ''
         self.events: list[tuple[int, str, int]] = []       # (event, version, number)
         self._recent: deque[tuple[float, bytes]] = deque(maxlen=200)
         self.pass_proposals: list[bytes] = []     # as published, before the first hazard incident
@@ -105,7 +104,6 @@ class StoryRecorder(Node):
             self.oracle_running = msg.oracle_running
             self.timeline.add(self.now(), 'release',
                               f'the Oracle runs {msg.oracle_running or "nothing"}')
-        self.active_version = msg.active_version
 
     def ended(self, number: int) -> int | None:
         """The first event that ends release ``number``'s rollout (promoted, aborted, failed,
