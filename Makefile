@@ -25,7 +25,7 @@ bench: setup
 	scripts/run.sh python bench/fail_closed.py --hog
 	scripts/run.sh python bench/ledger.py
 	scripts/run.sh python bench/hot_swap.py
-	# rollout: push -> full on the default plan, latency per stage, fleets of 1, 3, 10 (~10 min)
+	# rollout: push -> full on the default plan, latency per stage, fleets of 1 and 3 (~6 min)
 	scripts/run.sh python bench/rollout.py
-	# flywheel: red team -> triage -> refiner until no flaw is found, vs fixed-size corrections
+	# flywheel: red team -> triage -> refiner until no flaw is found, vs fixed-size fixes (~8 min)
 	scripts/run.sh python bench/flywheel_iterations.py
