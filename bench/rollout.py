@@ -28,8 +28,8 @@ the candidate's spec differs from the active one only in its version, so each st
    table). All robots share this machine's cores with the driver (its own CPU share is printed).
    Governance starts first, then the robots one by one, each once the one before runs release 1
    (``--all-at-once``: every node at once, as `flywheel up` does). Every lifecycle manager gets
-   ``--transition-timeout`` 60 s and ``--heartbeat-period`` 5 s (node defaults 15 s and 1 s: with
-   those, 10 robots on 2 cores did not come up, or governance missed a 1 s get_state while they
+   ``--transition-timeout`` 60 s and ``--heartbeat-timeout`` 10 s (node defaults 15 s and 4 s: with
+   those, 10 robots on 2 cores did not come up, or governance was silent for seconds while they
    did and its manager took the graph down); the output says so. Beyond about 7 robots the
    participants on this host outnumber the 32 ports the nodes' UDP profile announces to and
    discovery fails: a fleet of 10 is a run of its own with ``--peers-range 64`` (the profile
@@ -40,7 +40,7 @@ the candidate's spec differs from the active one only in its version, so each st
 
     scripts/run.sh python bench/rollout.py [--quick] [--parts rollout,fleet] [--robots 1,3]
                                            [--cycles 2] [--single S] [--audit] [--all-at-once]
-                                           [--transition-timeout S] [--heartbeat-period S]
+                                           [--transition-timeout S] [--heartbeat-timeout S]
 
 ``--quick`` is a smoke run (a tiny plan, a few seconds per phase, fleets of 1 and 3; about
 two minutes). The default is the real measurement, on a 2-core machine about 4 min for parts 1-2
@@ -543,7 +543,7 @@ def run_graph(label: str, robots: list[str], plan_doc: dict | None, releases: in
                    overrides=overrides)
     for g in graphs:        # fleet() gives governance's manager none of the overrides: set here
         g.overrides.setdefault(MANAGER, {}).update(
-            transition_timeout=args.transition_timeout, heartbeat_period=args.heartbeat_period)
+            transition_timeout=args.transition_timeout, heartbeat_timeout=args.heartbeat_timeout)
     driver = None
     load_start = load()
     busy0, total0 = cpu_times()
@@ -949,11 +949,11 @@ def main(argv=None) -> int:
                         help='lifecycle_manager transition_timeout for every manager started '
                         '(default 60; the node default, 15 s, is too short for 10 robots to '
                         'discover each other\'s services on 2 cores)')
-    parser.add_argument('--heartbeat-period', type=float, default=5.0, metavar='S',
-                        help='lifecycle_manager heartbeat_period, also the time a node has to '
-                        'answer get_state (default 5; the node default, 1 s, is missed by '
-                        'governance while 10 robots come up on 2 cores, and its manager then '
-                        'takes the graph down)')
+    parser.add_argument('--heartbeat-timeout', type=float, default=10.0, metavar='S',
+                        help='lifecycle_manager heartbeat_timeout, the longest a node may go '
+                        'without answering get_state (default 10; governance can be silent for '
+                        'seconds while 10 robots come up on 2 cores, and its manager then takes '
+                        'the graph down)')
     parser.add_argument('--peers-range', type=int, metavar='K',
                         help='run every node (and this driver) on a copy of the nodes\' UDP '
                         'profile announcing to K participant ports instead of its 32: beyond '
@@ -1028,8 +1028,8 @@ def main(argv=None) -> int:
           'proposer and the base); governance, Oracle, Gate' + (', audit' if args.audit else '')
           + ' as separate processes with their lifecycle managers (`flywheel up --with '
           'governance`; every lifecycle manager with transition_timeout '
-          f'{args.transition_timeout:g} s and heartbeat_period {args.heartbeat_period:g} s '
-          '(node defaults 15 s and 1 s), ' + ('every node started at once' if args.all_at_once
+          f'{args.transition_timeout:g} s and heartbeat_timeout {args.heartbeat_timeout:g} s '
+          '(node defaults 15 s and 4 s), ' + ('every node started at once' if args.all_at_once
                                                 else 'governance first, then the robots one by '
                                                 'one') + '); releases differ only in their '
           'version, signed 1-of-1 by this run\'s operator key')
