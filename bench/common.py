@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,31 @@ def _interrupt(signum, frame):
 
 
 HOG = 'while True:\n    pass\n'
+
+
+class Receiver:
+    """A driver's subscriptions, taken on a thread of their own (the driver's publishing thread
+    never waits for them, nor they for it)."""
+
+    def __init__(self, node, context=None):
+        from rclpy.executors import SingleThreadedExecutor
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(node)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True, name='receiver')
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running:
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - shutting down
+                return
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5.0)
+        self.executor.shutdown()
 
 
 class CpuHog:

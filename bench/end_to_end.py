@@ -44,15 +44,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (HEADER, Children, command_line, isolate_ros, load, machine,  # noqa: E402
-                    node_env, provision_keys, row, stats_ms)
+from common import (HEADER, Children, Receiver, command_line, isolate_ros, load,  # noqa: E402
+                    machine, node_env, provision_keys, row, stats_ms)
 
 TRANSPORT = isolate_ros()
 
 import rclpy  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from alignment_flywheel.msg import GateDecision, Proposal, SafetySignals  # noqa: E402
@@ -155,29 +154,6 @@ BREAKDOWN = (
     'cmd_vel -> received here (DDS)',
     'total',
 )
-
-
-class Receiver:
-    """The driver's subscriptions, taken on a thread of their own."""
-
-    def __init__(self, node):
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True, name='receiver')
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running:
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - shutting down
-                return
-
-    def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=2.0)
-        self.executor.shutdown()
 
 
 class OdometryFeed:

@@ -60,7 +60,6 @@ import resource
 import signal
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -69,7 +68,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Children, command_line, isolate_ros, load, machine,  # noqa: E402
+from common import (Children, Receiver, command_line, isolate_ros, load, machine,  # noqa: E402
                     node_env, provision_keys)
 
 TRANSPORT = isolate_ros()
@@ -78,7 +77,6 @@ import rclpy  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from alignment_flywheel.msg import GateDecision, GovernanceEvent, OracleStatus  # noqa: E402
@@ -345,23 +343,10 @@ class Driver:
         self.streaming, self.record = False, False
         self.next_at = time.monotonic()
         self.ticks = self.late_ticks = self.skipped_ticks = 0
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True, name='receiver')
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running:
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - shutting down
-                return
+        self.receiver = Receiver(self.node, context)
 
     def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=5.0)
-        self.executor.shutdown()
+        self.receiver.close()
         self.node.destroy_node()
 
     # -- the stream -----------------------------------------------------------------------------
