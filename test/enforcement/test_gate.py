@@ -99,9 +99,15 @@ def test_a_verdict_for_another_digest_is_ignored_and_the_real_one_still_decides(
     assert d.subject == Subject.PROPOSAL and d.action == Action.ALLOW
 
 
-def test_unknown_oracle_version_is_blocked(gate, oracle):
-    d = decide(gate, oracle, prop(), oracle_version='0.9.0')
-    assert d.reasons == (Reason.UNKNOWN_ORACLE_VERSION,) and d.command is None
+def test_unknown_oracle_version_is_blocked_when_its_proposal_times_out(gate, oracle):
+    """Parked, not decided at once: governance's status naming a new release may still come."""
+    p = prop()
+    gate.on_proposal(p, at(0))
+    assert gate.on_signals(verdict(oracle, p, 0, oracle_version='0.9.0'), at(1)) == []
+    assert gate.tick(at(200)) == [] and gate.command_at(at(200).steady_ns) is None
+    d, = gate.tick(at(260))
+    assert d.subject == Subject.PROPOSAL and d.action == Action.BLOCK and d.command is None
+    assert Reason.UNKNOWN_ORACLE_VERSION in d.reasons
 
 
 def test_stale_verdict_is_blocked(gate, oracle):

@@ -137,8 +137,9 @@ def test_a_forged_status_cannot_make_a_version_count(gate, oracle, keys, tmp_pat
     assert gate.accepted_versions == {'1.0.0'}
     p = signed_proposal(keys, prop())
     gate.on_proposal(p, at(0))
-    d, = gate.on_signals(verdict(oracle, keys, p, oracle_version='evil'), at(0))
-    assert d.reasons == (Reason.UNKNOWN_ORACLE_VERSION,)
+    assert gate.on_signals(verdict(oracle, keys, p, oracle_version='evil'), at(0)) == []
+    d, = gate.tick(at(260))
+    assert d.action == Action.BLOCK and Reason.UNKNOWN_ORACLE_VERSION in d.reasons
 
 
 def test_an_old_genuine_status_replayed_is_refused(gate, keys):
@@ -154,8 +155,25 @@ def test_without_a_status_nothing_counts_when_following_governance(policy, oracl
     robot_at(gate, 1.5, 1.0, 0.0)
     p = signed_proposal(keys, prop())
     gate.on_proposal(p, at(0))
-    d, = gate.on_signals(verdict(oracle, keys, p), at(0))
-    assert d.reasons == (Reason.UNKNOWN_ORACLE_VERSION,) and d.command is None
+    assert gate.on_signals(verdict(oracle, keys, p), at(0)) == []
+    d, = gate.tick(at(260))
+    assert Reason.UNKNOWN_ORACLE_VERSION in d.reasons and d.command is None
+
+
+def test_a_verdict_of_a_new_release_waits_for_the_status_that_makes_it_count(gate, oracle, keys):
+    """The Oracle may swap to a new release before the Gate hears governance's status accepting
+    it: the new release's verdict waits with its proposal, and the status decides it (no stop at
+    a swap). A second verdict of a release that does not count is ignored meanwhile."""
+    p = signed_proposal(keys, prop())
+    gate.on_proposal(p, at(0))
+    assert gate.on_signals(verdict(oracle, keys, p, oracle_version='1.1.0'), at(1)) == []
+    second, = gate.on_signals(verdict(oracle, keys, p, oracle_version='1.2.0'), at(2))
+    assert (second.subject, second.reasons) == (Subject.VERDICT, (Reason.UNKNOWN_ORACLE_VERSION,))
+    assert gate.tick(at(20)) == []
+    assert gate.on_status(status(keys, accepted=('1.0.0', '1.1.0')), at(30)) is None
+    d, = gate.tick(at(40))
+    assert d.subject == Subject.PROPOSAL and d.action == Action.ALLOW
+    assert d.oracle_version == '1.1.0' and gate.command_at(at(40).steady_ns) is not None
 
 
 def rotated_root(keys, tmp_path, oracle_key):

@@ -101,8 +101,9 @@ def test_without_a_rollout_a_candidate_version_counts_for_nothing(policy, oracle
     gate = gate_in(policy, Stage.NONE)
     p = prop()
     gate.on_proposal(p, at(0))
-    d, = gate.on_signals(verdict(oracle, p, '1.1.0'), at(1))
-    assert d.reasons == (Reason.UNKNOWN_ORACLE_VERSION,)
+    assert gate.on_signals(verdict(oracle, p, '1.1.0'), at(1)) == []
+    d, = gate.tick(at(260))
+    assert d.action == Action.BLOCK and Reason.UNKNOWN_ORACLE_VERSION in d.reasons
 
 
 def test_a_shadow_verdict_after_its_proposal_was_approved_is_judged_alone(policy, oracle):

@@ -20,6 +20,10 @@ Invariants, each tested:
   verdict of the active release and one of the candidate, and the most restrictive decision wins.
   Verdicts that overtake their proposal wait for it one per release, so neither the candidate's
   SHADOW record nor a canary's pair is lost to the order in which they arrive.
+- A verdict of a release that does not count yet is parked with its proposal until governance's
+  status says it counts (the Oracle may swap before the Gate hears that status) or the proposal's
+  ``verdict_timeout``, then decided as any verdict: a swap is not a stop, and a release that
+  never comes to count still blocks.
 - No approval is honoured for longer than ``command_timeout`` on the steady clock: ``approval``
   carries its own deadline, so whoever publishes commands (the node's output thread) needs nothing
   else from the Gate to fail closed, and a stalled ROS clock cannot extend it.
@@ -110,6 +114,7 @@ class _Held:
     received_ns: int
     verdicts: dict = field(default_factory=dict)     # canary: version -> SafetySignals
     raw: bytes = b''                                 # as received: what the verifier is sent
+    parked: SafetySignals | None = None              # of a release that does not count yet
 
 
 class Gate:
@@ -236,6 +241,13 @@ class Gate:
             return [self._ignore(signals, Reason.DIGEST_MISMATCH,
                                  f'verdict names {signals.proposal_digest[:16]}..., the proposal '
                                  f'held is {proposal.digest[:16]}...', now)]
+        if not self._counts(signals.oracle_version):
+            if held.parked is None:
+                held.parked = signals
+                return []
+            return [self._ignore(signals, Reason.UNKNOWN_ORACLE_VERSION,
+                                 f'a second verdict of a release that does not count '
+                                 f'({signals.oracle_version!r})', now)]
         if candidate is not None and candidate.stage == Stage.CANARY:
             # both the active release and the candidate must have spoken: wait for the other
             role = 'candidate' if signals.oracle_version == candidate.version else 'active'
@@ -246,6 +258,15 @@ class Gate:
         else:
             verdicts = (signals,)
         del self._held[signals.proposal_id]
+        return self._settle(held, verdicts, now)
+
+    def _decide_now(self, held: _Held, signals: SafetySignals, now: Now) -> list[Decision]:
+        """Decide a held proposal on this one verdict, whatever stage the rollout is in."""
+        del self._held[signals.proposal_id]
+        return self._settle(held, (signals,), now)
+
+    def _settle(self, held: _Held, verdicts: tuple, now: Now) -> list[Decision]:
+        proposal = held.proposal
         judged = [(v, self._judge(proposal, v, now)) for v in verdicts]
         findings = [f for _, fs in judged for f in fs]
         decision = self._decide(proposal, findings, now,
@@ -387,10 +408,17 @@ class Gate:
             decisions += [self._ignore(signals, Reason.UNKNOWN_PROPOSAL,
                                        'no proposal with this id arrived in time', now)
                           for signals, _ in waiting.values()]
+        for held in [h for h in self._held.values()
+                     if h.parked is not None and self._counts(h.parked.oracle_version)]:
+            parked, held.parked = held.parked, None     # its release counts now
+            decisions += self._bind(parked, now)
         while self._held:
             pid, held = next(iter(self._held.items()))
             if held.received_ns > deadline:
                 break
+            if held.parked is not None:         # its release never came to count
+                decisions += self._decide_now(held, held.parked, now)
+                continue
             del self._held[pid]
             decisions.append(self._decide(held.proposal, [Finding(
                 Action.BLOCK, Reason.NO_VERDICT, 'verdict timed out' + (
@@ -475,15 +503,18 @@ class Gate:
             self.counts['lost'] += proposal.seq - last[1] - 1
         self._last_seen[proposal.proposer_id] = (proposal.epoch, proposal.seq)
 
+    def _counts(self, version: str) -> bool:
+        """Does a verdict of this Oracle version count (accepted, or the candidate on trial)?"""
+        candidate = self.candidate
+        return version in self.accepted_versions or (
+            candidate is not None and candidate.stage != Stage.NONE
+            and version == candidate.version)
+
     def _binding(self, proposal: Proposal, signals: SafetySignals, now: Now,
                  shadow: bool = False) -> list[Finding]:
         """Does this verdict bind to this proposal and to what the Gate will execute?"""
         findings = []
-        candidate = self.candidate
-        counts = signals.oracle_version in self.accepted_versions or (
-            candidate is not None and candidate.stage != Stage.NONE
-            and signals.oracle_version == candidate.version)
-        if not counts:
+        if not self._counts(signals.oracle_version):
             findings.append(Finding(Action.BLOCK, Reason.UNKNOWN_ORACLE_VERSION,
                                     f'oracle_version={signals.oracle_version!r}'))
         age = now.ros_ns - signals.stamp_ns
