@@ -20,11 +20,17 @@ stress: setup
 bench: setup
 	scripts/run.sh python bench/oracle_scoring.py
 	scripts/run.sh python bench/end_to_end.py
-	# fail_closed: 200 trials x 4 scenarios, ~40 min each line; --trials N for a quicker look
+	scripts/run.sh python bench/auth.py
+	# fail_closed: 200 trials x 4 scenarios, ~30 min idle and ~33 min with --hog; --trials N for less
 	scripts/run.sh python bench/fail_closed.py
 	scripts/run.sh python bench/fail_closed.py --hog
+	# nav2_stop: 40 approaches and 40 free runs behind a Nav2-style controller (~7 min)
+	scripts/run.sh python bench/nav2_stop.py --runs 40
 	scripts/run.sh python bench/ledger.py
 	scripts/run.sh python bench/hot_swap.py
+	scripts/run.sh python bench/release_limits.py
+	scripts/run.sh python bench/verifier.py
+	scripts/run.sh python bench/escalation.py
 	# rollout: push -> full on the default plan, latency per stage, fleets of 1 and 3 (~6 min)
 	scripts/run.sh python bench/rollout.py
 	# flywheel: red team -> triage -> refiner until no flaw is found, vs fixed-size fixes (~8 min)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import math
 import sys
@@ -25,7 +26,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import isolate_ros, machine  # noqa: E402
+from common import isolate_ros, machine, provision_keys  # noqa: E402
 
 isolate_ros()
 
@@ -42,14 +43,14 @@ from alignment_flywheel.msg import OracleRunning, Proposal  # noqa: E402
 from alignment_flywheel.srv import SubmitRelease  # noqa: E402
 from flywheel.auth import assign_signers, load_message_key  # noqa: E402
 from flywheel.cli.graph import Graph  # noqa: E402
-from flywheel.cli.keys import ensure_keys  # noqa: E402
+from flywheel.enforcement.decision import Reason  # noqa: E402
 from flywheel.oracle.oracle import Oracle  # noqa: E402
 from flywheel.proposal import ProposalLimits  # noqa: E402
 from flywheel.release.bundle import build_bundle, sign_bundle, verify_bundle  # noqa: E402
 from flywheel.release.keys import generate_key, load_signer  # noqa: E402
 from flywheel.release.root import new_root, sign  # noqa: E402
 from flywheel.ros import qos, topics  # noqa: E402
-from flywheel.provision import NODE_KEYS, default_key_dir  # noqa: E402
+from flywheel.provision import NODE_KEYS  # noqa: E402
 from flywheel.ros.convert import to_time  # noqa: E402
 from flywheel.ros.params import package_config_dir  # noqa: E402
 from flywheel.wire import encode_proposal  # noqa: E402
@@ -57,20 +58,19 @@ from flywheel.wire import encode_proposal  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test.helpers import straight  # noqa: E402
 
-KEYS = default_key_dir()
 BAD = {GateDecision.REASON_UNKNOWN_ORACLE_VERSION, GateDecision.REASON_NO_VERDICT,
        GateDecision.REASON_STALE_VERDICT, GateDecision.REASON_STALE_PROPOSAL,
        GateDecision.REASON_UNKNOWN_PROPOSAL}
 
 
-def keys_and_root(scratch: Path, expires: datetime):
+def keys_and_root(scratch: Path, keys: Path, expires: datetime):
     signers = []
     for name in ('alice', 'bob', 'carol'):
         generate_key(scratch / f'{name}.pem')
         signers.append(load_signer(scratch / f'{name}.pem'))
     root = new_root([s.public_key for s in signers], 2, 2, expires)
-    # the nodes sign with this machine's node keys: the root names them
-    node = {role: SSlibKey.from_crypto(load_message_key(KEYS / name).private.public_key())
+    # the nodes sign with this run's node keys: the root names them
+    node = {role: SSlibKey.from_crypto(load_message_key(keys / name).private.public_key())
             for role, name in NODE_KEYS.items()}
     assign_signers(root.signed, [node['oracle']], [node['governance']],
                    {'proposer': [node['proposer']]})
@@ -111,7 +111,7 @@ def offline(scratch, signers, root, expires, samples: int) -> dict:
             'build': np.asarray(build_s) * 1e3}
 
 
-def online(scratch, signers, expires, swaps: int) -> dict:
+def online(scratch, keys: Path, signers, expires, swaps: int) -> dict:
     base_text = (package_config_dir() / 'oracle_spec.yaml').read_text()
     root_path = scratch / 'root.json'
     graph = Graph(('governance', 'oracle', 'gate'), package_config_dir() / 'flywheel.yaml', {
@@ -130,7 +130,7 @@ def online(scratch, signers, expires, swaps: int) -> dict:
                              lambda d: d.subject == GateDecision.SUBJECT_PROPOSAL
                              and decided.setdefault(d.proposal_id, (time.perf_counter(), d)),
                              qos.RECORDS)
-    key, epoch = load_message_key(KEYS / NODE_KEYS['proposer']), time.time_ns()
+    key, epoch = load_message_key(keys / NODE_KEYS['proposer']), time.time_ns()
     odom_pub = node.create_publisher(Odometry, topics.ODOM, qos.SENSOR)
     odometry_running = threading.Event()
 
@@ -202,7 +202,10 @@ def online(scratch, signers, expires, swaps: int) -> dict:
                if any(a <= sent[i] <= b for a, b in windows)]
     steady = [v for i, v in latency.items()
               if not any(a <= sent[i] <= b for a, b in windows)]
+    reasons = collections.Counter(Reason(r).name for i in unbound
+                                  for r in set(decided[i][1].reasons) & BAD)
     return {'proposals': len(ids), 'missing': len(missing), 'unbound': len(unbound),
+            'reasons': dict(reasons),
             'in_swap': np.asarray(in_swap) * 1e3, 'steady': np.asarray(steady) * 1e3,
             'swaps': swaps}
 
@@ -213,12 +216,12 @@ def main(argv=None) -> int:
     parser.add_argument('--samples', type=int, default=30)
     args = parser.parse_args(argv)
     expires = datetime.now(timezone.utc) + timedelta(days=1)
-    ensure_keys(KEYS)
+    keys = provision_keys()     # this run's own, in a scratch ROS_HOME the nodes inherit
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        signers, root = keys_and_root(scratch, expires)
+        signers, root = keys_and_root(scratch, keys, expires)
         off = offline(scratch, signers, root, expires, args.samples)
-        on = online(scratch, signers, expires, args.swaps)
+        on = online(scratch, keys, signers, expires, args.swaps)
     pct = np.percentile
     print(f'machine: {machine()}')
     print(f'command: scripts/run.sh python bench/hot_swap.py --swaps {args.swaps} '
@@ -232,7 +235,7 @@ def main(argv=None) -> int:
           f'{pct(off["build"], 99):.1f} |')
     print(f'\n{on["swaps"]} consecutive swaps under a 50 Hz stream: {on["proposals"]} proposals, '
           f'{on["missing"]} without a decision, {on["unbound"]} decided on a verdict that did '
-          'not bind\n')
+          f'not bind' + (f' (reasons: {on["reasons"]})' if on['reasons'] else '') + '\n')
     print('| proposal -> decision | samples | p50 (ms) | p99 (ms) | max (ms) |\n'
           '|---|---|---|---|---|')
     for name, values in (('while a swap is under way', on['in_swap']),
