@@ -18,6 +18,14 @@ def test_an_out_under_a_file_is_a_usage_error(tmp_path, capsys):
     assert 'not a writable directory' in capsys.readouterr().err
 
 
+def test_an_out_holding_something_else_is_a_usage_error_and_left_alone(tmp_path, capsys):
+    (tmp_path / 'logs').mkdir()
+    (tmp_path / 'logs' / 'mine.txt').write_text('keep me')
+    assert main(['demo', '--story', '--out', str(tmp_path)]) == EXIT_USAGE
+    assert 'not empty and no earlier story' in capsys.readouterr().err
+    assert (tmp_path / 'logs' / 'mine.txt').read_text() == 'keep me'
+
+
 def test_a_watch_time_out_of_range_is_a_usage_error(tmp_path, capsys):
     for bad in ('-1', 'nan', '601'):
         assert main(['demo', '--story', '--duration', bad, '--out', str(tmp_path)]) == EXIT_USAGE

@@ -52,7 +52,12 @@ KEYS_LABEL = ('DEMO KEYS, made by `flywheel demo --story` for one run of the sto
 
 
 def check_out_dir(out_dir: Path) -> None:
-    """InputError unless ``out_dir`` can be made and written (said before anything starts)."""
+    """InputError unless ``out_dir`` can be made and written, and is new, empty or an earlier
+    story's (a story clears its subfolders: never someone else's). Said before anything starts."""
+    if (out_dir.is_dir() and any(out_dir.iterdir())
+            and not any((out_dir / mark).exists() for mark in ('story.json', 'demo-keys'))):
+        raise InputError(f'--out {out_dir}: not empty and no earlier story: choose a new or empty '
+                         'folder')
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / '.writable'
