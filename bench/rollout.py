@@ -722,6 +722,12 @@ def phases(run: Run) -> dict[str, dict[str, list[float]]]:
     return out
 
 
+def length(stage: dict) -> str:
+    """A stage's duration in s, from its start and end events, or '–'."""
+    return (f'{(stage["end"] - stage["start"]) / 1e9:.1f}'
+            if 'start' in stage and 'end' in stage else '–')
+
+
 def rollout_table(run: Run) -> list[str]:
     lines = ['| release | outcome | push -> shadow starts (s) | shadow (s) | shadow samples | '
              'canary (s) | canary samples | push -> promoted (s) | push -> every Oracle runs '
@@ -730,10 +736,6 @@ def rollout_table(run: Run) -> list[str]:
              '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in run.rollouts:
         sh, ca = r.stages.get('shadow', {}), r.stages.get('canary', {})
-
-        def length(entry):
-            return (f'{(entry["end"] - entry["start"]) / 1e9:.1f}'
-                    if 'start' in entry and 'end' in entry else '–')
         lines.append(
             f'| {r.number} ({r.version}) | {r.outcome} | {secs(sh.get("start"), r.push_ns)} | '
             f'{length(sh)} | {sh.get("samples", "–")} | {length(ca)} | '
@@ -856,10 +858,6 @@ def fleet_table(runs: list[Run]) -> list[str]:
         t = tally(run)
         for r in run.rollouts:
             sh, ca = r.stages.get('shadow', {}), r.stages.get('canary', {})
-
-            def length(entry):
-                return (f'{(entry["end"] - entry["start"]) / 1e9:.1f}'
-                        if 'start' in entry and 'end' in entry else '–')
             lines.append(
                 f'| {run.label} | {brief(run.plan)} | {r.outcome} | '
                 f'{secs(sh.get("start"), r.push_ns)} | {length(sh)} | {length(ca)} | '
