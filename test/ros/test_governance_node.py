@@ -102,6 +102,7 @@ def test_lifecycle_transitions_are_on_the_audit_record(probe, start_graph, relea
     assert probe.spin_until(lambda: transitions() == expected, 20.0), transitions()
     assert not records_in(ledger, kind='gap')
 
+
 def test_a_restart_comes_back_with_the_active_release(governance, start_graph):
     (r1, _), params, _, graph = governance
     assert flywheel('release', 'push', str(r1)).returncode == 0
