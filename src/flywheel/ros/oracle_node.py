@@ -25,7 +25,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timezone
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
@@ -54,7 +53,7 @@ from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.markers import shapes_to_markers
 from flywheel.ros.overlay_msgs import overlay_from_msg
 from flywheel.ros.params import config_path, declare_config
-from flywheel.ros.run import autostart, run_node
+from flywheel.ros.run import autostart, run_node, wall_now
 from flywheel.signals_wire import encode_signals
 from flywheel.viz import zone_shapes
 from flywheel.wire import WireError, decode_proposal
@@ -442,11 +441,6 @@ def root_bytes_of(d: Directive, root) -> bytes:
         if data and load_root(data).signed.version == root.signed.version:
             return data
     return root.to_bytes()
-
-
-def wall_now() -> datetime:
-    """Expiry is a security check: it runs on the wall clock, never on (sim) ROS time."""
-    return datetime.now(timezone.utc)
 
 
 def build() -> OracleNode:

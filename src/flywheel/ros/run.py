@@ -12,6 +12,7 @@ import gc
 import signal
 import sys
 import threading
+from datetime import datetime, timezone
 from typing import Callable
 
 import rclpy
@@ -25,6 +26,11 @@ from flywheel.errors import FlywheelError
 from flywheel.ros.transport import configure_transport
 
 EXIT_BAD_CONFIG = 2
+
+
+def wall_now() -> datetime:
+    """Expiry is a security check: it runs on the wall clock, never on (sim) ROS time."""
+    return datetime.now(timezone.utc)
 
 
 def autostart(node):

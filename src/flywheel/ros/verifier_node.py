@@ -25,7 +25,6 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 from rclpy.lifecycle import Node as LifecycleNode
@@ -49,7 +48,7 @@ from flywheel.ros import diagnostics, qos, topics
 from flywheel.ros.answer_msgs import answer_to_msg
 from flywheel.ros.params import config_path, declare_config
 from flywheel.ros.records import incident_report
-from flywheel.ros.run import autostart, run_node
+from flywheel.ros.run import autostart, run_node, wall_now
 from flywheel.verifier_answer import MAX_DETAIL, VerifierAnswer
 from flywheel.verifier_config import VerifierNodeConfig
 from flywheel.verify.verifier import (IncidentRegion, Knowledge, Verifier, VerifierConfig,
@@ -367,11 +366,6 @@ def _key(incident) -> tuple | None:
                 round(float(get('y')), 3))
     except (KeyError, ValueError, TypeError):
         return None
-
-
-def wall_now() -> datetime:
-    """Expiry is a security check: it runs on the wall clock, never on (sim) ROS time."""
-    return datetime.now(timezone.utc)
 
 
 def build() -> VerifierNode:
