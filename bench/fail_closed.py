@@ -13,10 +13,13 @@ Scenarios (Oracle and Gate as separate processes; one graph per scenario, reused
                names no key for it, so it needs no signature): every flood proposal is real work
                for both (scored or shed, and decided). An unknown proposer's flood would only be
                refused on arrival, which is cheaper, and would withdraw the approval in force.
+               It is published by a process of its own, so the 1 kHz loop does not compete with
+               this process's reception for its interpreter.
 
 Per trial: the time from the last approving decision (its header.stamp: when the Gate decided) to
 the first stop after it, as sent by the Gate (TwistStamped header.stamp: when that message was
-sent) and as received here (DDS reception time, rclpy's MessageInfo 'received_timestamp'); and
+sent) and as received by a receiver process (DDS reception time, rclpy's MessageInfo
+'received_timestamp'); and
 whether any moving command was sent or received more than the budget after the approval it belongs
 to (the latest approving decision for the same command before it was sent). A trial is over budget
 at the Gate (or the receiver) if its stop or any of its moving commands is late there. Per scenario
@@ -26,17 +29,18 @@ counted apart), the longest delay from the Gate's stamp to the DDS write of the 
 DDS source timestamp: how long publish() itself took to hand it over), and the longest hold
 (approval -> moving command).
 
-This process never delays what it measures: proposals (raw CDR bytes, flywheel.wire; signed with
-the proposer key of this run's own trust root, made in a scratch ROS_HOME) and odometry
-(50 Hz, frame map, at the trajectories' start: the Gate refuses proposals without fresh odometry)
-are each published from a thread of their own; cmd_vel (TwistStamped, deep reader history) and
-gate_decisions are taken by an executor on a third thread; the receiver's figure is DDS's reception
-time, not when Python got to the message. It uses the nodes' UDP-only transport
-(configure_transport). With --transport shm the node processes instead get an empty Fast DDS
-profile file, so rmw_fastrtps builds its LOCALHOST transports (shared memory + UDP): the baseline
-in which publish() stalls behind dead subscribers' shared-memory ports (Fast DDS's port health
-check: steps of ~1/3 s, 1 s per port). The killed subscribers use the default transports in both
-modes (they stand for someone else's process on the robot).
+This process never delays what it measures: proposals (raw CDR bytes, flywheel.wire; signed with the
+proposer key of this run's own trust root, made in a scratch ROS_HOME) and odometry (50 Hz, frame
+map, at the trajectories' start: the Gate refuses proposals without fresh odometry) are each
+published from a thread of their own; gate_decisions are taken by an executor on a third thread.
+cmd_vel (TwistStamped, deep reader history) is received by a child process that subscribes to
+nothing else, as a base driver would, and pipes each message's figures here; its figure is DDS's
+reception time, not when Python got to the message. It uses the nodes' UDP-only transport
+(configure_transport). With --transport shm the node processes instead get an empty Fast DDS profile
+file, so rmw_fastrtps builds its LOCALHOST transports (shared memory + UDP): the baseline in which
+publish() stalls behind dead subscribers' shared-memory ports (Fast DDS's port health check: steps
+of ~1/3 s, 1 s per port). The killed subscribers use the default transports in both modes (they
+stand for someone else's process on the robot).
 
     scripts/run.sh python bench/fail_closed.py [--trials 200] [--hog] [--transport udp|shm]
         [--scenarios oracle_kill,subscriber,oversize,flood] [--listeners 2]
@@ -53,6 +57,7 @@ import dataclasses
 import json
 import math
 import random
+import select
 import struct
 import subprocess
 import sys
@@ -232,6 +237,70 @@ class Stream:
         self._thread.join(timeout=2.0)
 
 
+class FloodProcess:
+    """The flood's publisher, in a child process (this file with --flood-child): resumed and
+    paused by a line on its stdin, each answered once done, with the flood's count so far."""
+
+    def __init__(self, children: Children, epoch: int):
+        self.children = children
+        self.p = children.spawn([sys.executable, __file__, '--flood-child', str(epoch)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.seq = 0
+        self._expect('ready', 60.0)
+
+    def _expect(self, word: str, timeout: float = 10.0) -> None:
+        readable, _, _ = select.select([self.p.stdout], [], [], timeout)
+        line = self.p.stdout.readline().split() if readable else []
+        if not line or line[0] != word:
+            raise RuntimeError(f'the flood process did not answer {word!r} within {timeout:.0f} s'
+                               f' (exit code {self.p.poll()})')
+        self.seq = int(line[1]) if len(line) > 1 else self.seq
+
+    def _say(self, word: str) -> None:
+        self.p.stdin.write(word + '\n')
+        self.p.stdin.flush()
+        self._expect(word)
+
+    def resume(self) -> None:
+        self._say('resume')
+
+    def pause(self) -> None:
+        """Returns once no flood publish is under way."""
+        self._say('pause')
+
+    def close(self) -> None:
+        self.children.kill(self.p)
+
+
+def flood_child(epoch: int) -> int:
+    """The flood process: an allowed, unsigned proposer at FLOOD_RATE while resumed. It says
+    'ready' once the Oracle and the Gate both subscribe to it."""
+    rclpy.init()
+    node = rclpy.create_node('bench_flood')
+    pub = node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
+    flood = Stream(pub, lambda: node.get_clock().now().nanoseconds,
+                   Encoder('flood/', 'flood', FLOOD_V, epoch), FLOOD_RATE)
+    try:
+        deadline = time.monotonic() + 60.0
+        while pub.get_subscription_count() < 2:
+            if time.monotonic() > deadline:
+                return 1
+            time.sleep(0.01)
+        print('ready', flush=True)
+        for line in sys.stdin:          # ends when the benchmark closes the pipe
+            word = line.strip()
+            if word == 'resume':
+                flood.resume()
+            elif word == 'pause':
+                flood.pause()
+            print(f'{word} {flood.seq}', flush=True)
+    finally:
+        flood.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
 class OdometryFeed:
     """The robot's odometry at 50 Hz from its own thread (stamped now), standing still at START."""
 
@@ -269,20 +338,45 @@ class Decision:
     reasons: tuple[int, ...]
 
 
-class Driver:
-    """This process's node: publishers fed by their own threads, subscriptions taken by an
-    executor on another."""
+def receiver_child() -> int:
+    """The receiver process (--receiver-child): cmd_vel only, as a base driver would subscribe,
+    each message written to stdout as 'received sent v w written number' (see Driver.commands)."""
+    rclpy.init()
+    node = rclpy.create_node('bench_cmd_vel_receiver')
 
-    def __init__(self):
+    def on_command(msg: TwistStamped, info) -> None:
+        print(info['received_timestamp'], from_time(msg.header.stamp), repr(msg.twist.linear.x),
+              repr(msg.twist.angular.z), info['source_timestamp'],
+              info['publication_sequence_number'], flush=True)
+
+    node.create_subscription(TwistStamped, topics.CMD_VEL, on_command, EVERY)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+class Driver:
+    """This process's node: publishers fed by their own threads, gate_decisions taken by an
+    executor on another; cmd_vel is received by a process of its own, which does nothing else
+    (this process decodes every decision, a thousand a second in a flood, and publishes)."""
+
+    def __init__(self, children: Children):
         rclpy.init()
         self.node = rclpy.create_node('bench_fail_closed')
-        # (received, sent, v, w, written, number): DDS reception here, the Gate's stamp, the
-        # command, the DDS source timestamp (when the Gate's publish() handed it to DDS), the
-        # writer's sequence number (a gap: a message lost on the way); times in ns
+        # (received, sent, v, w, written, number): DDS reception in the receiver process, the
+        # Gate's stamp, the command, the DDS source timestamp (when the Gate's publish() handed
+        # it to DDS), the writer's sequence number (a gap: a message lost on the way); in ns
         self.commands: list[tuple[int, int, float, float, int, int]] = []
+        self.receiver = children.spawn([sys.executable, __file__, '--receiver-child'],
+                                       stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read_commands, daemon=True, name='commands').start()
         self._raw = collections.deque()
         self.decisions: list[Decision] = []
-        self.node.create_subscription(TwistStamped, topics.CMD_VEL, self._on_command, EVERY)
         self.node.create_subscription(GateDecision, topics.GATE_DECISIONS,
                                       lambda raw: self._raw.append(raw), EVERY, raw=True)
         self.proposals = self.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
@@ -303,10 +397,14 @@ class Driver:
             except Exception:  # noqa: BLE001 - shutting down
                 return
 
-    def _on_command(self, msg: TwistStamped, info) -> None:
-        self.commands.append((info['received_timestamp'], from_time(msg.header.stamp),
-                              msg.twist.linear.x, msg.twist.angular.z, info['source_timestamp'],
-                              info['publication_sequence_number']))
+    def _read_commands(self) -> None:
+        try:
+            for line in self.receiver.stdout:
+                received, sent, v, w, written, number = line.split()
+                self.commands.append((int(received), int(sent), float(v), float(w), int(written),
+                                      int(number)))
+        except (ValueError, OSError):
+            pass        # closed at the end
 
     def take_decisions(self) -> list[Decision]:
         """Decode what arrived since the last call (on this thread, not the executor's)."""
@@ -405,11 +503,10 @@ class Bench:
         self.rng = random.Random(args.seed)
         self.results: dict[str, list[Trial]] = {}
         self.extra: dict[str, str] = {}
-        epoch = time.time_ns()
+        self.epoch = epoch = time.time_ns()
         self.stream = Stream(driver.proposals, driver.now_ns,
                              Signed(load_message_key(keys / 'proposer.pem'), epoch), RATE)
-        self.flood = Stream(driver.proposals, driver.now_ns,
-                            Encoder('flood/', 'flood', FLOOD_V, epoch), FLOOD_RATE)
+        self.flood: FloodProcess | None = None     # started with the flood scenario's graph
         self.huge = Encoder('proposer/huge-', 'proposer', STREAM_V, epoch, HUGE_POINTS)
 
     # -- graph ----------------------------------------------------------------------------------
@@ -521,6 +618,8 @@ class Bench:
         try:
             self.wait(lambda: self.driver.proposals.get_subscription_count() >= 2
                       and self.driver.commands, 60.0, 'the Oracle and the Gate to come up')
+            if scenario == 'flood':
+                self.flood = FloodProcess(self.children, self.epoch)
             self.get_going()
             segments = shared_memory_segments(graph.processes['gate'].pid)
             window_start = self.driver.now_ns()
@@ -583,14 +682,15 @@ class Bench:
                 notes.append(f'{listeners.kills} subscriber processes SIGKILLed'
                              + (f', {listeners.deaf} restarted ones never received cmd_vel '
                                 'within 30 s' if listeners.deaf else ''))
-            elif scenario == 'flood':
-                notes.append(f'{self.flood.seq} flood proposals in all, '
+            elif scenario == 'flood' and self.flood is not None:
+                notes.append(f'{self.flood.seq} flood proposals in all from their own process, '
                              f'{self.args.flood_seconds} s per trial')
             elif scenario == 'oracle_kill':
                 notes.append(f'{len(trials)} Oracle processes SIGKILLed')
             self.extra[scenario] = '; '.join(notes)
             self.stream.pause()
-            self.flood.pause()
+            if self.flood is not None:
+                self.flood.close()
             listeners.close()
             graph.stop()
             exited = graph.exited()
@@ -679,7 +779,13 @@ def main(argv=None) -> int:
     parser.add_argument('--flood-seconds', type=float, default=0.5)
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--params', type=Path, default=package_config_dir() / 'flywheel.yaml')
+    parser.add_argument('--flood-child', type=int, metavar='EPOCH', help=argparse.SUPPRESS)
+    parser.add_argument('--receiver-child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.flood_child is not None:
+        return flood_child(args.flood_child)
+    if args.receiver_child:
+        return receiver_child()
     scenarios = [s for s in args.scenarios.split(',') if s]
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
@@ -694,7 +800,7 @@ def main(argv=None) -> int:
     try:
         load_start = load()
         keys = provision_keys()
-        driver = Driver()
+        driver = Driver(children)
         bench = Bench(args, driver, children, logs, keys)
         bench.load_start = load_start
         hog = CpuHog(children) if args.hog else None
@@ -716,7 +822,6 @@ def main(argv=None) -> int:
     finally:
         if bench is not None:
             bench.stream.close()
-            bench.flood.close()
         if driver is not None:
             driver.close()
         children.close()
