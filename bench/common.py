@@ -187,6 +187,41 @@ class Receiver:
         self.executor.shutdown()
 
 
+class StandingOdometry:
+    """Odometry at 50 Hz from a thread of its own on every publisher given: the robot standing
+    still at ``pose`` (x, y, yaw in frame map), stamped now by ``clock`` (ns). The Gate approves
+    nothing without fresh odometry, so whatever else a driver's threads do must not age it."""
+
+    def __init__(self, publishers, clock, pose: tuple[float, float, float]):
+        import math
+
+        from nav_msgs.msg import Odometry
+
+        from flywheel.ros.convert import to_time
+        self._to_time, self.publishers, self.clock = to_time, publishers, clock
+        self.msg = Odometry()
+        self.msg.header.frame_id = 'map'
+        self.msg.pose.pose.position.x, self.msg.pose.pose.position.y = pose[0], pose[1]
+        self.msg.pose.pose.orientation.z = math.sin(pose[2] / 2)
+        self.msg.pose.pose.orientation.w = math.cos(pose[2] / 2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name='odometry')
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.msg.header.stamp = self._to_time(self.clock())
+            for pub in self.publishers:
+                try:
+                    pub.publish(self.msg)
+                except Exception:  # noqa: BLE001 - torn down
+                    return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
 class CpuHog:
     """``n`` busy-looping processes at normal priority (default: one per core), started by the
     benchmark and killed by it."""

@@ -34,18 +34,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (HEADER, Children, Receiver, command_line, isolate_ros, load,  # noqa: E402
-                    machine, node_env, provision_keys, row, stats_ms)
+from common import (HEADER, Children, Receiver, StandingOdometry, command_line,  # noqa: E402
+                    isolate_ros, load, machine, node_env, provision_keys, row, stats_ms)
 
 TRANSPORT = isolate_ros()
 
@@ -58,7 +56,7 @@ from alignment_flywheel.msg import GateDecision, Proposal, SafetySignals  # noqa
 from flywheel.auth import load_message_key  # noqa: E402
 from flywheel.cli.graph import Graph  # noqa: E402
 from flywheel.ros import qos, topics  # noqa: E402
-from flywheel.ros.convert import from_time, to_time  # noqa: E402
+from flywheel.ros.convert import from_time  # noqa: E402
 from flywheel.ros.params import package_config_dir  # noqa: E402
 from flywheel.wire import encode_proposal  # noqa: E402
 
@@ -154,34 +152,6 @@ BREAKDOWN = (
     'cmd_vel -> received here (DDS)',
     'total',
 )
-
-
-class OdometryFeed:
-    """Odometry for both chains at 50 Hz from its own thread: the robot standing at START."""
-
-    def __init__(self, node, chains):
-        self.node, self.chains = node, chains
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name='odometry')
-        self._thread.start()
-
-    def _run(self) -> None:
-        msg = Odometry()
-        msg.header.frame_id = 'map'
-        msg.pose.pose.position.x, msg.pose.pose.position.y = START[0], START[1]
-        msg.pose.pose.orientation.z = math.sin(START[2] / 2)
-        msg.pose.pose.orientation.w = math.cos(START[2] / 2)
-        while not self._stop.wait(0.02):
-            msg.header.stamp = to_time(self.node.get_clock().now().nanoseconds)
-            for chain in self.chains:
-                try:
-                    chain.odom.publish(msg)
-                except Exception:  # noqa: BLE001 - torn down
-                    return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
 
 
 class Sender:
@@ -292,7 +262,8 @@ def main(argv=None) -> int:
             chains[1].breakdown = Breakdown(node, '/flywheel')
         lost = {c.name: 0 for c in chains}
         receiver = Receiver(node)
-        odometry = OdometryFeed(node, chains)
+        odometry = StandingOdometry([c.odom for c in chains],
+                                    lambda: node.get_clock().now().nanoseconds, START)
         sender = Sender(node, load_message_key(keys / 'proposer.pem'))
         for chain in chains:                       # connect, then warm up (discarded)
             deadline = time.monotonic() + 60

@@ -67,8 +67,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Children, CpuHog, command_line, isolate_ros, load, machine,  # noqa: E402
-                    node_env, provision_keys)
+from common import (Children, CpuHog, StandingOdometry, command_line, isolate_ros,  # noqa: E402
+                    load, machine, node_env, provision_keys)
 
 TRANSPORT = isolate_ros()
 
@@ -85,7 +85,7 @@ from alignment_flywheel.msg import GateDecision, Proposal as ProposalMsg  # noqa
 from flywheel.auth import load_message_key  # noqa: E402
 from flywheel.cli.graph import Graph  # noqa: E402
 from flywheel.ros import qos, topics  # noqa: E402
-from flywheel.ros.convert import from_time, to_time  # noqa: E402
+from flywheel.ros.convert import from_time  # noqa: E402
 from flywheel.ros.params import package_config_dir  # noqa: E402
 from flywheel.wire import WireError, decode_proposal, encode_proposal  # noqa: E402
 
@@ -301,34 +301,6 @@ def flood_child(epoch: int) -> int:
     return 0
 
 
-class OdometryFeed:
-    """The robot's odometry at 50 Hz from its own thread (stamped now), standing still at START."""
-
-    def __init__(self, node, clock):
-        self.pub = node.create_publisher(Odometry, topics.ODOM, qos.SENSOR)
-        self.clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name='odometry')
-        self._thread.start()
-
-    def _run(self) -> None:
-        msg = Odometry()
-        msg.header.frame_id = 'map'
-        msg.pose.pose.position.x, msg.pose.pose.position.y = START[0], START[1]
-        msg.pose.pose.orientation.z = math.sin(START[2] / 2)
-        msg.pose.pose.orientation.w = math.cos(START[2] / 2)
-        while not self._stop.wait(0.02):
-            msg.header.stamp = to_time(self.clock())
-            try:
-                self.pub.publish(msg)
-            except Exception:  # noqa: BLE001 - torn down
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-
-
 @dataclasses.dataclass(frozen=True)
 class Decision:
     stamp_ns: int
@@ -380,7 +352,8 @@ class Driver:
         self.node.create_subscription(GateDecision, topics.GATE_DECISIONS,
                                       lambda raw: self._raw.append(raw), EVERY, raw=True)
         self.proposals = self.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
-        self.odometry = OdometryFeed(self.node, self.now_ns)
+        self.odometry = StandingOdometry(
+            [self.node.create_publisher(Odometry, topics.ODOM, qos.SENSOR)], self.now_ns, START)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._spinning = True

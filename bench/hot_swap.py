@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
-import math
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +24,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import isolate_ros, machine, provision_keys  # noqa: E402
+from common import StandingOdometry, isolate_ros, machine, provision_keys  # noqa: E402
 
 isolate_ros()
 
@@ -51,7 +49,6 @@ from flywheel.release.keys import generate_key, load_signer  # noqa: E402
 from flywheel.release.root import new_root, sign  # noqa: E402
 from flywheel.ros import qos, topics  # noqa: E402
 from flywheel.provision import NODE_KEYS  # noqa: E402
-from flywheel.ros.convert import to_time  # noqa: E402
 from flywheel.ros.params import package_config_dir  # noqa: E402
 from flywheel.wire import encode_proposal  # noqa: E402
 
@@ -131,17 +128,8 @@ def online(scratch, keys: Path, signers, expires, swaps: int) -> dict:
                              and decided.setdefault(d.proposal_id, (time.perf_counter(), d)),
                              qos.RECORDS)
     key, epoch = load_message_key(keys / NODE_KEYS['proposer']), time.time_ns()
-    odom_pub = node.create_publisher(Odometry, topics.ODOM, qos.SENSOR)
-    odometry_running = threading.Event()
-
-    def odometry() -> None:         # the robot standing at the trajectories' start, at 50 Hz
-        while not odometry_running.wait(0.02):
-            msg = Odometry()
-            msg.header.frame_id, msg.header.stamp = 'map', to_time(time.time_ns())
-            msg.pose.pose.position.x, msg.pose.pose.position.y = 1.5, 1.0
-            msg.pose.pose.orientation.w = math.cos(0.0)
-            odom_pub.publish(msg)
-    threading.Thread(target=odometry, daemon=True).start()
+    odometry = StandingOdometry([node.create_publisher(Odometry, topics.ODOM, qos.SENSOR)],
+                                time.time_ns, (1.5, 1.0, 0.0))      # the trajectories' start
     running = ['']
     node.create_subscription(OracleRunning, topics.ORACLE_RUNNING,
                              lambda m: running.__setitem__(0, m.active_version), qos.STATUS)
@@ -190,7 +178,7 @@ def online(scratch, keys: Path, signers, expires, swaps: int) -> dict:
         last = seq[0]
         stream(lambda: False, 1.0)
     finally:
-        odometry_running.set()
+        odometry.close()
         node.destroy_node()
         rclpy.try_shutdown()
         graph.stop()

@@ -351,10 +351,12 @@ def test_a_full_queue_decides_the_oldest_as_overload(gate):
     assert gate.counts['overload'] == 1
 
 
-def test_an_approval_lasts_command_timeout_on_the_steady_clock_only(gate, oracle):
+def test_an_approval_lasts_command_timeout_less_the_delivery_margin_on_the_steady_clock(gate,
+                                                                                     oracle):
+    assert (CONFIG.command_timeout, CONFIG.delivery_margin) == (0.3, 0.08)
     decide(gate, oracle, prop())
-    assert gate.command_at(at(299.999).steady_ns) == (0.5, 0.0)
-    assert gate.command_at(at(300).steady_ns) is None
+    assert gate.command_at(at(219.999).steady_ns) == (0.5, 0.0)
+    assert gate.command_at(at(220).steady_ns) is None
 
 
 def test_a_stalled_ros_clock_cannot_extend_an_approval(gate, oracle):
@@ -365,9 +367,13 @@ def test_a_stalled_ros_clock_cannot_extend_an_approval(gate, oracle):
     assert gate.command_at(frozen.steady_ns) is None
 
 
-def test_the_tick_must_be_shorter_than_the_command_timeout():
+def test_the_tick_must_be_shorter_than_the_time_an_approval_is_honoured():
     with pytest.raises(ValueError, match='tick_period'):
-        GateConfig(command_timeout=0.1, tick_period=0.1)
+        GateConfig(command_timeout=0.1, tick_period=0.1, delivery_margin=0.0)
+    with pytest.raises(ValueError, match='tick_period'):
+        GateConfig(command_timeout=0.1, tick_period=0.05, delivery_margin=0.06)
+    with pytest.raises(ValueError, match='delivery_margin'):
+        GateConfig(command_timeout=0.1, delivery_margin=0.1)
 
 
 def test_internal_failure_falls_back_to_stop(gate, oracle):

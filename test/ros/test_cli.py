@@ -38,7 +38,7 @@ def test_up_runs_the_graph_and_ctrl_c_stops_every_node(probe):
     odom = probe.collect(Odometry, topics.ODOM, qos.SENSOR)
     decisions = probe.collect(GateDecision, topics.GATE_DECISIONS, qos.RECORDS)
     up = flywheel('up')
-    pids = []
+    pids, out, err = [], '', ''
     try:
         assert probe.spin_until(
             lambda: odom and any(d.action == GateDecision.ACTION_ALLOW for d in decisions), 60.0)
@@ -51,7 +51,7 @@ def test_up_runs_the_graph_and_ctrl_c_stops_every_node(probe):
         if up.poll() is None:
             up.kill()
             up.wait()
-    assert up.returncode == 0, err
+    assert up.returncode == 0, f'{out}\n{err}'
     assert len(pids) == 7 and 'all nodes stopped' in out      # six nodes and the manager
     assert not [p for p in pids if alive(p)]
 

@@ -14,8 +14,14 @@ class GateConfig:
     accepted_oracle_versions: tuple[str, ...] = setting(
         ['1.0.0'], 'Oracle versions whose verdicts count without governance '
         '(follow_governance false).', read_only=True)
-    command_timeout: float = setting(0.3, 'An approved command is honoured this long (s, steady '
-                                     'clock); then the Gate publishes stop.', lo=0.01, hi=5.0,
+    command_timeout: float = setting(0.3, 'No approved command is in force at the base longer '
+                                     'than this (s, steady clock): the Gate honours it for '
+                                     'command_timeout - delivery_margin, then publishes stop.',
+                                     lo=0.01, hi=5.0, read_only=True)
+    delivery_margin: float = setting(0.08, 'The part of command_timeout (s) kept for the trip to '
+                                     'the base: its last command and the stop after it arrive '
+                                     'within command_timeout + one tick even when a loaded '
+                                     'machine delivers them this late.', lo=0.0, hi=5.0,
                                      read_only=True)
     tick_period: float = setting(0.02, 'While nothing is approved the Gate publishes stop this '
                                  'often (s), and expires late verdicts.', lo=0.001, hi=1.0,
@@ -82,9 +88,18 @@ class GateConfig:
                                    'ask.', lo=0, hi=99, read_only=True)
 
     def __post_init__(self):
-        if self.tick_period >= self.command_timeout:
-            raise ValueError(f'tick_period: must be shorter than command_timeout '
-                             f'({self.command_timeout}), got {self.tick_period}')
+        if self.delivery_margin >= self.command_timeout:
+            raise ValueError(f'delivery_margin: must be shorter than command_timeout '
+                             f'({self.command_timeout}), got {self.delivery_margin}')
+        if self.tick_period >= self.honoured:
+            raise ValueError(f'tick_period: must be shorter than command_timeout - '
+                             f'delivery_margin ({self.honoured:.3f}), got {self.tick_period}')
+
+    @property
+    def honoured(self) -> float:
+        """How long (s) the Gate honours an approval: the rest of command_timeout is the
+        trip to the base."""
+        return self.command_timeout - self.delivery_margin
 
     @property
     def hold(self) -> float:

@@ -24,9 +24,10 @@ Invariants, each tested:
   status says it counts (the Oracle may swap before the Gate hears that status) or the proposal's
   ``verdict_timeout``, then decided as any verdict: a swap is not a stop, and a release that
   never comes to count still blocks.
-- No approval is honoured for longer than ``command_timeout`` on the steady clock: ``approval``
-  carries its own deadline, so whoever publishes commands (the node's output thread) needs nothing
-  else from the Gate to fail closed, and a stalled ROS clock cannot extend it.
+- No approval is honoured for longer than ``command_timeout - delivery_margin`` on the steady
+  clock (the margin is the trip to the base, inside ``command_timeout``): ``approval`` carries its
+  own deadline, so whoever publishes commands (the node's output process) needs nothing else from
+  the Gate to fail closed, and a stalled ROS clock cannot extend it.
 - ESCALATE holds the robot (no approval in force) and asks the verifier about that exact digest
   (``take_requests``: the proposal's bytes as received). The escalation ends once, in a
   VERIFICATION record (the proposal's own decision stays the ESCALATE): a safe answer that counts
@@ -591,7 +592,7 @@ class Gate:
             command = STOP
         if action.approves:
             self.approval = Approval(command, proposal_id, now.ros_ns,
-                                     now.steady_ns + _ns(self.config.command_timeout))
+                                     now.steady_ns + _ns(self.config.honoured))
             self._last_approved[proposer_id] = (proposal.epoch, proposal.seq)
         elif withdraw:
             self.approval = None

@@ -123,7 +123,8 @@ class GateNode(LifecycleNode):
                else str(sorted(self.gate.accepted_versions)))
             + (f', authenticated against trust root v{root.signed.version}' if root is not None
                else ', AUTHENTICATION OFF')
-            + f', command_timeout {config.command_timeout}s, hold {config.hold:.3f}s, '
+            + f', command_timeout {config.command_timeout}s (honoured {config.honoured:.3f}s, '
+            f'the rest for delivery), hold {config.hold:.3f}s, '
             f'cmd_vel as {"TwistStamped" if config.stamped else "Twist"}')
         return TransitionCallbackReturn.SUCCESS
 
