@@ -474,3 +474,44 @@ def test_more_zones_touched_than_evidence_holds_are_truncated_in_spec_order(spec
     assert s.evidence_status == EvidenceStatus.TRUNCATED
     assert [e.rule_id for e in s.evidence] == ['post9', 'post8', 'post7']
     assert s.time_to_collision == every_pair(oracle, p)[2] > 0.0
+
+
+# -- a candidate on trial reuses the active release's check and sweep only where they fit -------
+
+def test_a_candidate_that_sweeps_alike_reuses_the_sweep_and_scores_as_if_alone(spec, oracle,
+                                                                              monkeypatch):
+    # release 2: a new shelf across the path, the same robot
+    candidate = Oracle(dataclasses.replace(with_zones(spec, obstacles=[
+        Zone('new', shapely.box(2.2, 0.6, 2.4, 1.4))]), version='2.0.0'), oracle.limits)
+    p = straight(1.5, 1.0, 0.0, 0.5)
+    alone = candidate.evaluate(p)
+    checked = oracle.check(p)
+    assert checked.fits(candidate, p)
+    monkeypatch.setattr(candidate, 'swept', None)     # reusing must not sweep again
+    shared = candidate.evaluate(p, checked)
+    assert shared == alone and shared.collision_risk == 1.0
+    assert oracle.evaluate(p, checked).collision_risk == 0.0
+
+
+@pytest.mark.parametrize('change', [
+    {'footprint': shapely.box(-0.6, -0.6, 0.6, 0.6)},          # a bigger robot
+    {'command_hold': 0.8}, {'anchor_tolerance': 0.2}, {'anchor_yaw_tolerance': 0.2},
+    {'sweep_tolerance': 0.001}])
+def test_a_candidate_that_sweeps_otherwise_ignores_the_active_release_s_sweep(spec, oracle,
+                                                                              change):
+    candidate = Oracle(dataclasses.replace(spec, **change), oracle.limits)
+    p = straight(1.5, 1.0, 0.0, 0.5)
+    checked = oracle.check(p)
+    assert not checked.fits(candidate, p)
+    assert candidate.evaluate(p, checked) == candidate.evaluate(p)
+    assert candidate.evaluate(p, checked).scored_hold == candidate.spec.command_hold
+
+
+def test_a_check_fits_only_its_own_proposal_and_limits(spec, oracle):
+    p, q = straight(1.5, 1.0, 0.0, 0.5), straight(3.0, 4.0, 0.0, 0.9)
+    checked = oracle.check(p)
+    assert not checked.fits(oracle, q)
+    assert oracle.evaluate(q, checked) == oracle.evaluate(q)          # q's own check, not p's
+    stricter = Oracle(spec, dataclasses.replace(oracle.limits, max_points=5))
+    assert not checked.fits(stricter, p)
+    assert stricter.evaluate(p, checked).evidence_status == EvidenceStatus.INPUT_REJECTED

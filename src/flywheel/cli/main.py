@@ -86,13 +86,17 @@ def cmd_up(args) -> int:
         died = exited()
         codes = {}
         for g in reversed(graphs):
-            codes.update(g.stop())
+            codes.update({f'{g.namespace}/{n}'.lstrip('/'): c for n, c in g.stop().items()})
     if died and not stopping:
         print(f'flywheel up: {", ".join(f"{n} exited with {c}" for n, c in died.items())}; '
               'stopped the rest', file=sys.stderr)
         return EXIT_FAILED
     print('flywheel up: all nodes stopped', flush=True)
-    return EXIT_OK if all(c in (0, -signal.SIGINT) for c in codes.values()) else EXIT_FAILED
+    unclean = {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT)}
+    if unclean:     # killed after the grace period (a negative signal number) or failed
+        print(f'flywheel up: {", ".join(f"{n} exited with {c}" for n, c in unclean.items())} '
+              'on stop', file=sys.stderr)
+    return EXIT_FAILED if unclean else EXIT_OK
 
 
 def cmd_demo(args) -> int:

@@ -37,6 +37,23 @@ _KINEMATIC_RULES = (('limit:max_speed', EvidenceKind.SPEED),
                     ('limit:max_acceleration', EvidenceKind.ACCELERATION))
 
 
+@dataclass(frozen=True)
+class Checked:
+    """One proposal's input check and sweep, made by one Oracle and reused by another that checks
+    and sweeps exactly alike (a candidate on trial beside the active release: a release usually
+    changes zones, not the robot), so the pair costs one sweep. ``geometry`` names what both
+    depend on; an Oracle uses a Checked only if it names the same and is of the same proposal."""
+
+    geometry: tuple
+    proposal: Proposal
+    defects: tuple
+    swept: Sweep | None         # None when there are defects
+    cost_ns: int = 0            # what making it took, set by whoever timed it
+
+    def fits(self, oracle: 'Oracle', proposal: Proposal) -> bool:
+        return self.proposal is proposal and self.geometry == oracle.geometry
+
+
 def ramp(ratio: float) -> float:
     """Risk of a value at ``ratio`` times its limit."""
     return min(1.0, max(0.0, (float(ratio) - SOFT_FRACTION) / (1.0 - SOFT_FRACTION)))
@@ -88,13 +105,25 @@ class Oracle:
         # of arc i: the jump between them stays within this of the swept placements.
         self._segment_margin = (self.limits.kinematic_tolerance
                                 + self.limits.kinematic_yaw_tolerance * self._footprint.radius)
+        # Everything check() and swept() read: equal tuples check and sweep every proposal alike.
+        self.geometry = (self.limits, shapely.to_wkb(spec.footprint), spec.command_hold,
+                         spec.anchor_tolerance, spec.anchor_yaw_tolerance, spec.sweep_tolerance)
 
-    def evaluate(self, proposal: Proposal) -> SafetySignals:
-        defects = check_proposal(proposal, self.limits)
-        if defects:
-            return self.rejected(proposal, [f'input:{d.name.lower()}' for d, _ in defects])
+    def check(self, proposal: Proposal) -> Checked:
+        """The input check and, for a well-formed proposal, its sweep."""
+        defects = tuple(check_proposal(proposal, self.limits))
+        return Checked(self.geometry, proposal, defects,
+                       None if defects else self.swept(proposal))
+
+    def evaluate(self, proposal: Proposal, checked: Checked | None = None) -> SafetySignals:
+        """The proposal's signals; ``checked``, if it fits this Oracle, saves checking and
+        sweeping again (one that does not fit is ignored)."""
+        if checked is None or not checked.fits(self, proposal):
+            checked = self.check(proposal)
+        if checked.defects:
+            return self.rejected(proposal, [f'input:{d.name.lower()}' for d, _ in checked.defects])
         evidence: list[Evidence] = []
-        swept = self.swept(proposal)
+        swept = checked.swept
         # |v| of the trajectory's twists, then of the command
         speeds = np.abs(np.append(proposal.states[:, V], proposal.command[0]))
         collision, clearance, ttc, omitted = self._collision(swept, evidence)

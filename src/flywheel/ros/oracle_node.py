@@ -42,7 +42,7 @@ from flywheel.files import read_file
 from flywheel.health import Health, LatencyWindow, Level, RateCounter, counts_text
 from flywheel.oracle.config import OracleConfig
 from flywheel.oracle.directive import Directive, directive_problem, running_bytes
-from flywheel.oracle.oracle import Oracle
+from flywheel.oracle.oracle import Checked, Oracle
 from flywheel.oracle.spec import load_spec
 from flywheel.proposal import ProposalLimits
 from flywheel.provision import NODE_KEYS, ROOT, key_path
@@ -374,21 +374,31 @@ class OracleNode(LifecycleNode):
             self.counts['shed'] += 1
             self.get_logger().warning('overloaded: answering late proposals unscored (SHED)',
                                       throttle_duration_sec=1.0)
-        self._answer(oracle, proposal, shed, started)      # the active release's first
+        # the active release's first; the candidate reuses its check and sweep where they fit
+        checked = self._answer(oracle, proposal, shed, started)
         if candidate is not None:
-            self._answer(candidate, proposal, shed, time.perf_counter_ns())
+            self._answer(candidate, proposal, shed, time.perf_counter_ns(), checked)
 
-    def _answer(self, oracle: Oracle, proposal, shed: bool, started: int) -> None:
-        """Score (or shed), number, stamp, sign and publish one verdict."""
+    def _answer(self, oracle: Oracle, proposal, shed: bool, started: int,
+                checked: Checked | None = None) -> Checked | None:
+        """Score (or shed), number, stamp, sign and publish one verdict; return the check and
+        sweep it was scored on. A verdict scored on another release's reports the evaluation
+        time it would have taken alone (the rollout's latency analysis judges that)."""
+        shared_ns = 0
         if shed:
             signals = oracle.shed(proposal)
         else:
             try:
-                signals = oracle.evaluate(proposal)
+                if checked is not None and checked.fits(oracle, proposal):
+                    shared_ns = checked.cost_ns
+                else:
+                    checked = oracle.check(proposal)
+                    checked = replace(checked, cost_ns=time.perf_counter_ns() - started)
+                signals = oracle.evaluate(proposal, checked)
             except Exception as exc:  # noqa: BLE001 - a scoring bug must stop the robot
                 self.get_logger().error(f'scoring {proposal.proposal_id} with '
                                         f'{oracle.spec.version} failed: {exc!r}')
-                signals = oracle.rejected(proposal, ['internal:scoring_error'])
+                signals, checked = oracle.rejected(proposal, ['internal:scoring_error']), None
         self.seq += 1
         key = self.key
         signals = replace(signals, stamp_ns=self.get_clock().now().nanoseconds, epoch=self.epoch,
@@ -397,17 +407,18 @@ class OracleNode(LifecycleNode):
         # the evaluation time: all three are set after it
         signals = replace(signals,
                           signature=key.sign(signals.canonical_bytes()) if key is not None else b'',
-                          evaluation_ns=time.perf_counter_ns() - started)
+                          evaluation_ns=time.perf_counter_ns() - started + shared_ns)
         try:
             raw = encode_signals(signals, proposal.frame_id)
         except ValueError as exc:   # a spec string over the message's bound: no verdict (stop)
             self.counts['unencodable'] += 1
             self.get_logger().error(f'verdict on {proposal.proposal_id} not sent: {exc}',
                                     throttle_duration_sec=1.0)
-            return
+            return checked
         self.publisher.publish(raw)
         self._rate.add()
         self._latency.add(signals.evaluation_ns * 1e-9)
+        return checked
 
     def on_diagnostics(self) -> None:
         """What runs, how fast, what was shed or refused."""
