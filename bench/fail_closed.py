@@ -44,6 +44,7 @@ stand for someone else's process on the robot).
 
     scripts/run.sh python bench/fail_closed.py [--trials 200] [--hog] [--transport udp|shm]
         [--scenarios oracle_kill,subscriber,oversize,flood] [--listeners 2]
+        [--receiver-priority P]
 
 Default: 200 trials x 4 scenarios, about 35-45 min on 2 cores (oracle_kill is the slowest: the
 Oracle restarts after every trial). Progress goes to stderr; tables to stdout.
@@ -56,6 +57,7 @@ import collections
 import dataclasses
 import json
 import math
+import os
 import random
 import select
 import struct
@@ -310,9 +312,17 @@ class Decision:
     reasons: tuple[int, ...]
 
 
-def receiver_child() -> int:
+def receiver_child(priority: int) -> int:
     """The receiver process (--receiver-child): cmd_vel only, as a base driver would subscribe,
-    each message written to stdout as 'received sent v w written number' (see Driver.commands)."""
+    each message written to stdout as 'received sent v w written number' (see Driver.commands).
+    With a priority it asks for SCHED_FIFO first, so DDS's threads inherit it."""
+    if priority:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        except PermissionError:
+            print(f'--receiver-priority {priority}: SCHED_FIFO refused (no rtprio limit or '
+                  'CAP_SYS_NICE)', file=sys.stderr)
+            return 2
     rclpy.init()
     node = rclpy.create_node('bench_cmd_vel_receiver')
 
@@ -337,14 +347,15 @@ class Driver:
     executor on another; cmd_vel is received by a process of its own, which does nothing else
     (this process decodes every decision, a thousand a second in a flood, and publishes)."""
 
-    def __init__(self, children: Children):
+    def __init__(self, children: Children, receiver_priority: int):
         rclpy.init()
         self.node = rclpy.create_node('bench_fail_closed')
         # (received, sent, v, w, written, number): DDS reception in the receiver process, the
         # Gate's stamp, the command, the DDS source timestamp (when the Gate's publish() handed
         # it to DDS), the writer's sequence number (a gap: a message lost on the way); in ns
         self.commands: list[tuple[int, int, float, float, int, int]] = []
-        self.receiver = children.spawn([sys.executable, __file__, '--receiver-child'],
+        self.receiver = children.spawn([sys.executable, __file__, '--receiver-child',
+                                        str(receiver_priority)],
                                        stdout=subprocess.PIPE, text=True)
         threading.Thread(target=self._read_commands, daemon=True, name='commands').start()
         self._raw = collections.deque()
@@ -690,6 +701,9 @@ class Bench:
         print(f'command: {command_line()}')
         print(f'transport: nodes {"Fast DDS default LOCALHOST transports (shared memory + UDP)" if self.args.transport == "shm" else "UDP only (config/dds/localhost_udp.xml)"}; '
               f'this driver {TRANSPORT}')
+        print('receiver: cmd_vel only, at '
+              + (f'SCHED_FIFO priority {self.args.receiver_priority}'
+                 if self.args.receiver_priority else 'normal priority'))
         print(f'load: {"2 busy-looping processes (--hog)" if self.args.hog else "no hog"}; '
               f'load average at start {self.load_start}, at end {load()}; wall time '
               f'{wall_s / 60:.1f} min')
@@ -750,15 +764,18 @@ def main(argv=None) -> int:
     parser.add_argument('--listeners', type=int, default=2,
                         help='cmd_vel subscriber processes killed per subscriber trial')
     parser.add_argument('--flood-seconds', type=float, default=0.5)
+    parser.add_argument('--receiver-priority', type=int, default=0, metavar='P',
+                        help='run the cmd_vel receiver at SCHED_FIFO priority P, as a base driver '
+                        'given an rtprio limit would (default 0: normal priority)')
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--params', type=Path, default=package_config_dir() / 'flywheel.yaml')
     parser.add_argument('--flood-child', type=int, metavar='EPOCH', help=argparse.SUPPRESS)
-    parser.add_argument('--receiver-child', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--receiver-child', type=int, metavar='PRIORITY', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.flood_child is not None:
         return flood_child(args.flood_child)
-    if args.receiver_child:
-        return receiver_child()
+    if args.receiver_child is not None:
+        return receiver_child(args.receiver_child)
     scenarios = [s for s in args.scenarios.split(',') if s]
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
@@ -767,13 +784,13 @@ def main(argv=None) -> int:
     children = Children()
     driver = bench = None
     started = time.monotonic()
-    log(f'logs in {logs}; ROS_DOMAIN_ID {__import__("os").environ["ROS_DOMAIN_ID"]}; '
+    log(f'logs in {logs}; ROS_DOMAIN_ID {os.environ["ROS_DOMAIN_ID"]}; '
         f'about {args.trials * sum(SECONDS[s] for s in scenarios) / 60:.0f} min for '
         f'{args.trials} trials x {len(scenarios)} scenarios')
     try:
         load_start = load()
         keys = provision_keys()
-        driver = Driver(children)
+        driver = Driver(children, args.receiver_priority)
         bench = Bench(args, driver, children, logs, keys)
         bench.load_start = load_start
         hog = CpuHog(children) if args.hog else None
