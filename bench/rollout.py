@@ -30,8 +30,13 @@ the candidate's spec differs from the active one only in its version, so each st
    (``--all-at-once``: every node at once, as `flywheel up` does). Every lifecycle manager gets
    ``--transition-timeout`` 60 s and ``--heartbeat-timeout`` 10 s (node defaults 15 s and 4 s: with
    those, 10 robots on 2 cores did not come up, or governance was silent for seconds while they
-   did and its manager took the graph down); the output says so. If a robot does not come up,
-   the run says which, and measures nothing for that N.
+   did and its manager took the graph down); the output says so. Beyond about 7 robots the
+   participants on this host outnumber the 32 ports the nodes' UDP profile announces to and
+   discovery fails: a fleet of 10 is a run of its own with ``--peers-range 64`` (the profile
+   applies to every process of the run, so it is not mixed into the other measurements). On a
+   loaded 2-core machine even then the 9th or 10th robot may not come up: a lifecycle manager's
+   change_state answer can be dropped before its reader is matched, and the manager does not ask
+   again (the run then says which robot, and measures nothing for that N).
 
     scripts/run.sh python bench/rollout.py [--quick] [--parts rollout,fleet] [--robots 1,3]
                                            [--cycles 2] [--single S] [--audit] [--all-at-once]
@@ -40,7 +45,7 @@ the candidate's spec differs from the active one only in its version, so each st
 ``--quick`` is a smoke run (a tiny plan, a few seconds per phase, fleets of 1 and 3; about
 two minutes). The default is the real measurement, on a 2-core machine about 4 min for parts 1-2
 (``--parts rollout``) and 1 min each for fleets of 1 and 3 robots; 3-4 min more for 10 robots
-(``--parts fleet --robots 10``).
+(``--parts fleet --robots 10 --peers-range 64``).
 """
 from __future__ import annotations
 
@@ -868,6 +873,28 @@ def progress(text: str) -> None:
     print(f'[{time.strftime("%H:%M:%S")}] {text}', file=sys.stderr, flush=True)
 
 
+def wider_discovery(scratch: Path, peers: int) -> dict[str, str]:
+    """The nodes' own UDP profile with maxInitialPeersRange ``peers``: a participant on this host
+    announces itself to the first ``peers`` participant ports only, so two participants both
+    beyond that range never discover each other. Used by this process and every node."""
+    from flywheel.ros.transport import LOCALHOST_PROFILE, profile_dir
+    text = (profile_dir() / LOCALHOST_PROFILE).read_text()
+    found = re.search(r'<maxInitialPeersRange>(\d+)</maxInitialPeersRange>', text)
+    if found is None:
+        raise RuntimeError(f'{LOCALHOST_PROFILE} sets no maxInitialPeersRange to widen')
+    path = scratch / f'localhost_udp_{peers}_peers.xml'
+    path.write_text(text.replace(found.group(0),
+                                 f'<maxInitialPeersRange>{peers}</maxInitialPeersRange>'))
+    env = node_env()
+    # a profile of one's own: flywheel/ros/transport.py then leaves it alone, and the discovery
+    # range must not be LOCALHOST (rmw_fastrtps would build its own transports)
+    own = {'FASTDDS_DEFAULT_PROFILES_FILE': str(path),
+           'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SYSTEM_DEFAULT'}
+    env.update(own)
+    os.environ.update(own)
+    return env
+
+
 def leftovers(scratch: Path) -> list[int]:
     """Processes still running with this run's ROS_HOME (the nodes' own children included)."""
     mark = f'ROS_HOME={os.environ.get("ROS_HOME", "")}'.encode()
@@ -889,7 +916,8 @@ def main(argv=None) -> int:
                         help='smoke run: a tiny plan, a few seconds per phase, fleets of 1 and 3')
     parser.add_argument('--parts', default='rollout,fleet',
                         help='rollout (parts 1-2, one robot), fleet (part 3); default both')
-    parser.add_argument('--robots', help='fleet sizes, comma-separated (default 1,3)')
+    parser.add_argument('--robots', help='fleet sizes, comma-separated (default 1,3; more than '
+                        'about 7 robots need --peers-range)')
     parser.add_argument('--cycles', type=int, help='releases rolled out one after the other in '
                         'part 1-2 (default 2; --quick: 1)')
     parser.add_argument('--single', type=float, help='seconds of single-release operation '
@@ -909,6 +937,10 @@ def main(argv=None) -> int:
                         'without answering get_state (default 10; governance can be silent for '
                         'seconds while 10 robots come up on 2 cores, and its manager then takes '
                         'the graph down)')
+    parser.add_argument('--peers-range', type=int, metavar='K',
+                        help='run every node (and this driver) on a copy of the nodes\' UDP '
+                        'profile announcing to K participant ports instead of its 32: beyond '
+                        'the 32nd participant on a host (about 7 robots) discovery fails')
     parser.add_argument('--params', type=Path, default=package_config_dir() / 'flywheel.yaml')
     args = parser.parse_args(argv)
     parts = set(args.parts.split(','))
@@ -929,7 +961,8 @@ def main(argv=None) -> int:
     keys = provision_keys()
     scratch = Path(tempfile.mkdtemp(prefix='flywheel-bench-rollout-'))
     progress(f'scratch in {scratch}; ROS domain {os.environ["ROS_DOMAIN_ID"]}')
-    args.env = node_env()
+    args.env = node_env() if args.peers_range is None else wider_discovery(scratch,
+                                                                             args.peers_range)
     context = Context()
     rclpy.init(context=context, args=[])
     runs: dict[str, Run] = {}
@@ -969,7 +1002,10 @@ def main(argv=None) -> int:
 
     print(f'machine: {machine()}')
     print(f'command: {command_line()}')
-    print(f'transport: UDP only (nodes and driver: {TRANSPORT}); load average at start '
+    transport = (TRANSPORT if args.peers_range is None else
+                 f'the nodes\' own UDP-only profile with maxInitialPeersRange {args.peers_range} '
+                 'instead of 32 (--peers-range)')
+    print(f'transport: UDP only (nodes and driver: {transport}); load average at start '
           f'{load_start}, at end {load()}')
     print(f'{RATE:.0f} Hz signed 20-point proposals per robot (this driver stands in for the '
           'proposer and the base); governance, Oracle, Gate' + (', audit' if args.audit else '')
