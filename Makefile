@@ -21,7 +21,7 @@ bench: setup
 	scripts/run.sh python bench/oracle_scoring.py
 	scripts/run.sh python bench/end_to_end.py
 	scripts/run.sh python bench/auth.py
-	# fail_closed: 200 trials x 4 scenarios, ~30 min idle and ~33 min with --hog; --trials N for less
+	# fail_closed: 200 trials x 4 scenarios, ~35 min idle and ~38 min with --hog; --trials N for less
 	scripts/run.sh python bench/fail_closed.py
 	scripts/run.sh python bench/fail_closed.py --hog
 	# nav2_stop: 40 approaches and 40 free runs behind a Nav2-style controller (~7 min)
