@@ -43,7 +43,7 @@ def report_incident(args) -> int:
         executor.add_node(node)
         executor.spin_until_future_complete(future, timeout_sec=args.timeout)
         if not future.done():
-            raise GraphError(f'the audit node did not answer within {args.timeout} s')
+            raise NodeUnreachableError(f'the audit node did not answer within {args.timeout} s')
         reply = future.result()
     finally:
         node.destroy_node()
