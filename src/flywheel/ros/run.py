@@ -9,6 +9,7 @@ no node can publish anything, not even a stop.
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from flywheel.errors import FlywheelError
-from flywheel.ros.transport import configure_transport
+from flywheel.ros.transport import configure_transport, creating_participant
 
 EXIT_BAD_CONFIG = 2
 
@@ -45,6 +46,15 @@ def autostart(node):
     return node
 
 
+def participant() -> Node:
+    """Create this process's DDS participant now, with a hidden node of no endpoints (rmw creates
+    it with the first node), so that the lock of creating_participant (one at a time on a host)
+    is held for that alone, not for a node's whole build. No global arguments: a remapped
+    node name would otherwise be taken twice."""
+    return rclpy.create_node(f'_participant_{os.getpid()}', use_global_arguments=False,
+                             start_parameter_services=False, enable_rosout=False)
+
+
 def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None) -> int:
     transport = configure_transport()
     try:
@@ -60,7 +70,12 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
     node = executor = None
     try:
         try:
-            node = build()
+            with creating_participant(rclpy.logging.get_logger(name).warning):
+                anchor = participant()
+            try:
+                node = build()
+            finally:
+                anchor.destroy_node()     # the node built keeps the participant
         except (FlywheelError, ValueError, ParameterException) as exc:
             rclpy.logging.get_logger(name).fatal(f'refusing to start: {exc}')
             return EXIT_BAD_CONFIG
