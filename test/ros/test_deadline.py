@@ -266,6 +266,20 @@ def test_the_output_process_publishes_at_real_time_priority(probe, loop):
     assert os.sched_getparam(output).sched_priority == 10
 
 
+def test_the_output_process_is_real_time_from_its_start(tmp_path):
+    """The Gate raises its output process's priority when it starts it, not once its imports
+    are done: on a busy host those alone took longer than the Gate waits for its first publish."""
+    from flywheel.ros.command_output import CommandOutput
+    output = CommandOutput(['--topic', '/deadline_start/cmd_vel', '--tick', '0.02'],
+                           lambda: None, 1.0, lambda _: None, priority=10).start()
+    try:
+        # the child has only just been started: whatever its own code will do, it has not yet
+        assert os.sched_getscheduler(output.pid) == os.SCHED_FIFO
+        assert os.sched_getparam(output.pid).sched_priority == 10
+    finally:
+        output.stop(final_stops=0)
+
+
 def test_a_killed_gate_leaves_the_robot_stopped(probe, loop):
     """kill -9 of the Gate: its output process sees the pipe close, publishes stop and exits."""
     graph, _, commands, decisions, _ = loop

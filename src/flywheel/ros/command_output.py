@@ -23,17 +23,35 @@ from typing import Callable
 from flywheel.enforcement.handoff import BEAT, last_beat, record
 
 RESTART_AFTER_S = 1.0        # at most one new output process a second
-STARTUP_S = 15.0             # from exec to its first publish (imports rclpy; slow under load)
+# from exec to its first publish: imports rclpy, then waits its turn to create a DDS participant
+# (transport.creating_participant, up to 30 s while a fleet comes up); the Gate publishes stop
+# itself meanwhile, so waiting longer never lets anything move
+STARTUP_S = 45.0
 BEAT_READ = BEAT.size * 1024
+
+
+def raise_priority(priority: int, pid: int = 0) -> str:
+    """Ask for SCHED_FIFO at ``priority`` for process ``pid`` (0: this one; inherited by the
+    threads it creates after); an account of what was granted, for the log."""
+    if priority <= 0:
+        return 'normal scheduling (output_priority 0)'
+    try:
+        os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as exc:
+        return (f'normal scheduling: SCHED_FIFO {priority} refused ({exc.strerror}); grant the '
+                'robot user an rtprio limit or CAP_SYS_NICE so the stop never waits for CPU')
+    return f'SCHED_FIFO priority {priority}'
 
 
 class CommandOutput:
     def __init__(self, argv: list[str], publish_stop: Callable[[], None],
-                 watchdog_s: float, log: Callable[[str], None]):
+                 watchdog_s: float, log: Callable[[str], None], priority: int = 0):
         """``argv``: the output process's arguments after ``python -m
         flywheel.ros.output_process`` (the heartbeat fd is added here); ``publish_stop()``: stop
-        on the Gate's own publisher, for when the output process cannot."""
+        on the Gate's own publisher, for when the output process cannot; ``priority``: its
+        SCHED_FIFO priority (0: none)."""
         self._argv = argv
+        self._priority = priority
         self._publish_stop = publish_stop
         self._watchdog_ns = int(watchdog_s * 1e9)
         self._log = log
@@ -56,6 +74,9 @@ class CommandOutput:
         self._process = subprocess.Popen(
             [sys.executable, '-m', 'flywheel.ros.output_process', '--heartbeat-fd', str(beat_w)]
             + self._argv, stdin=subprocess.PIPE, pass_fds=(beat_w,))
+        # its priority from the start, not after its imports: on a busy host (a fleet coming up
+        # on two cores) those alone took the output process past STARTUP_S at normal priority
+        raise_priority(self._priority, self._process.pid)
         os.close(beat_w)
         self._beats = beats
         os.set_blocking(beats, False)

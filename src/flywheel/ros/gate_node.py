@@ -74,7 +74,7 @@ class GateNode(LifecycleNode):
             self.cmd_pub = self.create_publisher(Twist, topics.CMD_VEL, qos.COMMAND)
         self.output = CommandOutput(self._output_argv(), self._publish_stop,
                                     min(config.command_timeout, max(5 * config.tick_period, 0.1)),
-                                    self.get_logger().error).start()
+                                    self.get_logger().error, config.output_priority).start()
         self.decision_pub = self.create_publisher(GateDecision, topics.GATE_DECISIONS,
                                                   qos.RECORDS)
         self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.INPUT,

@@ -35,7 +35,8 @@ from rclpy.signals import SignalHandlerOptions
 
 from flywheel.enforcement.handoff import BEAT, STOP, Holding
 from flywheel.ros import qos
-from flywheel.ros.transport import configure_transport
+from flywheel.ros.command_output import raise_priority
+from flywheel.ros.transport import configure_transport, creating_participant
 
 FINAL_STOPS = 3
 FINAL_ACK_S = 1.0
@@ -43,19 +44,6 @@ FINAL_ACK_S = 1.0
 
 class _Terminated(Exception):
     pass
-
-
-def raise_priority(priority: int) -> str:
-    """Ask for SCHED_FIFO at ``priority`` (inherited by the DDS threads created after it); an
-    account of what was granted, for the log."""
-    if priority <= 0:
-        return 'normal scheduling (output_priority 0)'
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except OSError as exc:
-        return (f'normal scheduling: SCHED_FIFO {priority} refused ({exc.strerror}); grant the '
-                'robot user an rtprio limit or CAP_SYS_NICE so the stop never waits for CPU')
-    return f'SCHED_FIFO priority {priority}'
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -79,12 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     def terminate(*_):
         raise _Terminated
     signal.signal(signal.SIGTERM, terminate)
-    scheduling = raise_priority(args.priority)
+    scheduling = raise_priority(args.priority)     # granted already when the Gate started it
     configure_transport()
     context = rclpy.Context()
     rclpy.init(args=['output_process'] + ros_args, context=context, domain_id=args.domain,
                signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node('gate_output', context=context, start_parameter_services=False)
+    with creating_participant(rclpy.logging.get_logger('gate_output').warning):
+        node = rclpy.create_node('gate_output', context=context, start_parameter_services=False)
     node.get_logger().info(f'publishing {args.topic} ({scheduling})')
     if node.get_parameter('use_sim_time').value:       # stamps in sim time: /clock must be read
         executor = SingleThreadedExecutor(context=context)
