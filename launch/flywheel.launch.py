@@ -27,7 +27,9 @@ all names are relative, so `namespace` moves the whole graph.
 robots:=N (N >= 1) starts a fleet instead, exactly as `flywheel up --robots N` does (the same
 flywheel.cli.graph.fleet): every robot's nodes in namespace robot_0 ... robot_{N-1}, each robot
 with its own lifecycle manager and audit ledger, and one governance node at the root (with
-governance:=true) that governs them all; `namespace` is then not used.
+governance:=true) that governs them all; `namespace` is then not used. A fleet with more DDS
+participants than the host-only UDP profile discovers gets a widened copy of it, as with `flywheel
+up` (flywheel.ros.transport.widen_discovery).
 """
 import os
 
@@ -35,13 +37,15 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from pathlib import Path
 
-from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, Shutdown
+from launch.actions import (DeclareLaunchArgument, GroupAction, LogInfo, OpaqueFunction,
+                            SetEnvironmentVariable, Shutdown)
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import EqualsSubstitution, LaunchConfiguration
 from launch_ros.actions import Node, PushROSNamespace, SetParameter, SetRemap
 
 from flywheel.cli.graph import (GRAPH, LIFECYCLE, MANAGER, fleet, managed_overrides,
-                                robot_namespaces)
+                                participants, robot_namespaces, ros_home)
+from flywheel.ros.transport import widen_discovery
 
 PACKAGE = 'alignment_flywheel'
 
@@ -105,7 +109,15 @@ def fleet_actions(context) -> list:
         nodes += ('governance',)
     graphs = fleet(nodes, Path(value('params_file')), robot_namespaces(int(value('robots'))),
                    overrides={'sim': {'world_path': value('world')}})
-    return [GroupAction([*([PushROSNamespace(graph.namespace)] if graph.namespace else []),
+    # as `flywheel up`: a fleet too big for the host-only profile's discovery range gets a
+    # widened copy (flywheel.ros.transport), for every process of this launch
+    env = dict(context.environment)
+    widened = widen_discovery(env, participants(graphs), ros_home() / 'alignment_flywheel' / 'dds')
+    setup = [] if widened is None else [
+        LogInfo(msg=widened),
+        *(SetEnvironmentVariable(name, env[name]) for name in
+          ('FASTDDS_DEFAULT_PROFILES_FILE', 'ROS_AUTOMATIC_DISCOVERY_RANGE'))]
+    return setup + [GroupAction([*([PushROSNamespace(graph.namespace)] if graph.namespace else []),
                          *remaps(), *(node(n, graph.overrides.get(n)) for n in graph.nodes)])
             for graph in graphs]
 

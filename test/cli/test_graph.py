@@ -31,3 +31,45 @@ def test_the_verifier_is_brought_up_before_the_gate_and_follows_governance_with_
     assert 'follow_governance' not in alone['verifier']
     governed = managed_overrides(GRAPH + ('governance',))
     assert all(governed[n]['follow_governance'] for n in ('oracle', 'verifier', 'gate'))
+
+
+def test_participants_counts_every_node_process_and_each_gates_output_process():
+    from flywheel.cli.graph import GRAPH, MANAGER, fleet, participants, robot_namespaces
+    one = fleet(GRAPH, Path('p.yaml'), robot_namespaces(0))
+    assert participants(one) == len(GRAPH) + 1 + 1          # + the manager, + the Gate's output
+    ten = fleet(GRAPH + ('governance',), Path('p.yaml'), robot_namespaces(10))
+    assert participants(ten) == 10 * (len(GRAPH) + 2) + 2   # + governance and its manager
+    assert participants(fleet(('oracle',), Path('p.yaml'), [''])) == 2   # with its manager
+    assert MANAGER in one[0].nodes
+
+
+def test_a_graph_has_its_participants_once_every_process_has_a_socket():
+    """`flywheel up` starts a fleet's next robot once this one's processes have created their DDS
+    participants, seen as their first socket."""
+    import subprocess
+    from flywheel.cli.graph import Graph
+    graph = Graph(('a', 'b'), Path('p.yaml'))
+    wait_for_go = ('import socket, sys; sys.stdin.readline(); s = socket.socket(); '
+                   'print("open", flush=True); sys.stdin.readline()')
+    try:
+        for name in graph.nodes:
+            graph.processes[name] = subprocess.Popen(
+                [sys.executable, '-c', wait_for_go], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True)
+        assert not graph.participants_created()
+        a, b = graph.processes['a'], graph.processes['b']
+        a.stdin.write('go\n')
+        a.stdin.flush()
+        assert a.stdout.readline() == 'open\n'
+        assert not graph.participants_created()        # b has none yet
+        b.stdin.write('go\n')
+        b.stdin.flush()
+        assert b.stdout.readline() == 'open\n'
+        assert graph.participants_created()
+        b.kill()
+        b.wait()
+        assert graph.participants_created()            # an exited one is not waited for
+    finally:
+        for p in graph.processes.values():
+            p.kill()
+            p.wait()

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -22,6 +23,12 @@ LIFECYCLE = ('governance', 'oracle', 'verifier', 'gate')
 # with governance, these run governance's releases (and the Gate its status) and nothing else
 FOLLOWERS = ('oracle', 'verifier', 'gate')
 MANAGER = 'lifecycle_manager'
+# The lifecycle managers of a fleet on one host. Every robot's processes start at once: on two
+# cores, with 5 robots (42 processes), an Oracle took longer than the default 15 s to offer its
+# services, and a Gate already active did not answer get_state for 11 s while the others came
+# up. The Gates' own deadlines (their stop) do not depend on this. A params file that sets
+# either wins.
+SHARED_HOST_TIMING = {'heartbeat_timeout': 30.0, 'transition_timeout': 120.0}
 
 
 def managed_overrides(nodes: tuple[str, ...]) -> dict[str, dict]:
@@ -90,33 +97,80 @@ class Graph:
                 stdin=subprocess.DEVNULL, start_new_session=True)
         return self
 
+    def participants_created(self) -> bool:
+        """Whether every node process has created its DDS participant, seen as its first socket
+        (nothing before rclpy's first node opens one). Where /proc cannot tell, assume so."""
+        for process in self.processes.values():
+            try:
+                fds = os.listdir(f'/proc/{process.pid}/fd')
+                if not any(os.readlink(f'/proc/{process.pid}/fd/{fd}').startswith('socket:')
+                           for fd in fds):
+                    return False
+            except OSError:       # exited (its exit is seen elsewhere), or no /proc
+                continue
+        return True
+
     def exited(self) -> dict[str, int]:
         """Nodes that have exited, with their exit codes."""
         return {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
 
     def stop(self, grace: float = 5.0) -> dict[str, int]:
         """SIGINT every node, then SIGTERM, then SIGKILL; return the exit codes."""
-        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
-            alive = [p for p in self.processes.values() if p.poll() is None]
-            for p in alive:
-                try:
-                    os.kill(p.pid, sig)
-                except ProcessLookupError:
-                    pass
-            for p in alive:
-                try:
-                    p.wait(timeout=wait)
-                except subprocess.TimeoutExpired:
-                    pass
-        for log in self._logs:
-            log.close()
-        return {n: p.returncode for n, p in self.processes.items()}
+        return stop_all([self], grace)[0]
 
     def __enter__(self) -> 'Graph':
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def stop_all(graphs: list[Graph], grace: float = 5.0) -> list[dict[str, int]]:
+    """Stop every node of ``graphs`` at once (a fleet stopped graph by graph would take the sum
+    of their grace periods): SIGINT, then SIGTERM, then SIGKILL; each graph's exit codes."""
+    processes = [p for g in graphs for p in g.processes.values()]
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+        alive = [p for p in processes if p.poll() is None]
+        for p in alive:
+            try:
+                os.kill(p.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        for p in alive:
+            try:
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    for g in graphs:
+        for log in g._logs:
+            log.close()
+    return [{n: p.returncode for n, p in g.processes.items()} for g in graphs]
+
+
+def file_sets(params_file: Path, node: str) -> set[str]:
+    """The parameters ``params_file`` gives ``node`` in any namespace (blocks named node,
+    ns/node, /**/node or /**)."""
+    import yaml
+    try:
+        doc = yaml.safe_load(params_file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return set()     # the node itself refuses a file it cannot read, with the reason
+    names = set()
+    for name, block in doc.items() if isinstance(doc, dict) else ():
+        if str(name).rsplit('/', 1)[-1] in (node, '**') and isinstance(block, dict):
+            names |= set(block.get('ros__parameters') or {})
+    return names
+
+
+def ros_home() -> Path:
+    return Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
+
+
+def participants(graphs: list['Graph']) -> int:
+    """DDS participants the graphs bring to this host: one per node process, and one more per
+    Gate (its output process)."""
+    return sum(len(g.nodes) + g.nodes.count('gate') for g in graphs)
 
 
 def robot_namespaces(count: int) -> list[str]:
@@ -143,9 +197,8 @@ def fleet(nodes: tuple[str, ...], params: Path, robots: list[str], env=None, log
             base.setdefault(node, {}).update(values)
         if ns and 'audit' in per_robot and 'ledger_path' not in base.get('audit', {}):
             # one ledger per robot (the default path would be shared by every robot's audit)
-            home = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
             base.setdefault('audit', {})['ledger_path'] = str(
-                home / 'alignment_flywheel' / ns.strip('/') / 'audit.sqlite')
+                ros_home() / 'alignment_flywheel' / ns.strip('/') / 'audit.sqlite')
         names = per_robot + ((MANAGER,) if MANAGER in lifecycle else ())
         graphs.append(Graph(names, params, base, env,
                             (log_dir / (ns.strip('/') or 'robot')) if log_dir else None,
@@ -156,4 +209,10 @@ def fleet(nodes: tuple[str, ...], params: Path, robots: list[str], env=None, log
                 MANAGER: {'node_names': ['governance']}}
         graphs.insert(0, Graph(('governance', MANAGER), params, base, env,
                                (log_dir / 'governance') if log_dir else None))
+    if len(robots) > 1:
+        timing = {k: v for k, v in SHARED_HOST_TIMING.items() if k not in file_sets(params, MANAGER)}
+        for graph in graphs:
+            manager = graph.overrides.get(MANAGER)
+            if manager is not None:
+                graph.overrides[MANAGER] = {**timing, **manager}
     return graphs

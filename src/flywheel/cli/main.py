@@ -3,7 +3,9 @@ in one place (EXIT_CODES)."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,7 +56,9 @@ def default_params() -> Path:
 
 
 def cmd_up(args) -> int:
-    from flywheel.cli.graph import GRAPH, OPTIONAL, fleet, robot_namespaces
+    from flywheel.cli.graph import (GRAPH, OPTIONAL, fleet, participants, robot_namespaces,
+                                    ros_home, stop_all)
+    from flywheel.ros.transport import widen_discovery
     nodes = tuple(args.only.split(',')) if args.only else GRAPH
     nodes += tuple(n for n in (args.with_nodes.split(',') if args.with_nodes else ())
                    if n not in nodes)
@@ -71,23 +75,39 @@ def cmd_up(args) -> int:
     stopping = []
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    graphs = [g.start() for g in fleet(nodes, params, robot_namespaces(args.robots))]
-    processes = {f'{g.namespace}/{n}'.lstrip('/'): p for g in graphs
-                 for n, p in g.processes.items()}
-    print(f'flywheel up: {", ".join(f"{n} (pid {p.pid})" for n, p in processes.items())}; '
-          'Ctrl-C stops', flush=True)
+    graphs = fleet(nodes, params, robot_namespaces(args.robots))
+    env = dict(os.environ)
+    widened = widen_discovery(env, participants(graphs), ros_home() / 'alignment_flywheel' / 'dds')
+    if widened:
+        print(f'flywheel up: {widened}', flush=True)
+    processes: dict[str, subprocess.Popen] = {}
 
     def exited() -> dict[str, int]:
         return {n: p.returncode for n, p in processes.items() if p.poll() is not None}
     try:
+        # a robot at a time: the next starts once this one's processes have their DDS
+        # participants (started all at once, a fleet's processes starve each other on a small
+        # host, and participants are created one at a time: flywheel.ros.transport)
+        for g in graphs:
+            g.env = env
+            g.start()
+            started = {f'{g.namespace}/{n}'.lstrip('/'): p for n, p in g.processes.items()}
+            processes.update(started)
+            print(f'flywheel up: {", ".join(f"{n} (pid {p.pid})" for n, p in started.items())}',
+                  flush=True)
+            while not stopping and not exited() and not g.participants_created():
+                time.sleep(0.05)
+            if stopping or exited():
+                break
+        else:
+            print('flywheel up: every node started; Ctrl-C stops', flush=True)
         while not stopping and not exited():
             time.sleep(0.2)
     finally:
-        died = exited()
-        codes = {}
-        for g in reversed(graphs):
-            codes.update({f'{g.namespace}/{n}'.lstrip('/'): c for n, c in g.stop().items()})
-    if died and not stopping:
+        died, asked = exited(), bool(stopping)   # a Ctrl-C while stopping changes neither
+        codes = {f'{g.namespace}/{n}'.lstrip('/'): c
+                 for g, stopped in zip(graphs, stop_all(graphs)) for n, c in stopped.items()}
+    if died and not asked:
         print(f'flywheel up: {", ".join(f"{n} exited with {c}" for n, c in died.items())}; '
               'stopped the rest', file=sys.stderr)
         return EXIT_FAILED

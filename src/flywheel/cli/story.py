@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from flywheel.cli.demo import audit_summary
-from flywheel.cli.graph import GRAPH, MANAGER, fleet
+from flywheel.cli.graph import GRAPH, MANAGER, SHARED_HOST_TIMING, fleet
 from flywheel.errors import GraphError, InputError
 from flywheel.provision import NODE_KEYS, OPERATOR, ROOT, provision
 from flywheel.story import (FAULT_KINDS, FAULT_MAX_DURATION, FAULT_MIN_DURATION, FAULT_RATE,
@@ -38,10 +38,6 @@ STARTUP_TIMEOUT = 60.0       # s for the graph to come up and run release 1
 INCIDENT_TIMEOUT = 60.0      # s for the hazard's first incident after the Proposer starts
 ROLLOUT_TIMEOUT = 120.0      # s for release 2 to reach full once pushed
 OPERATOR_TIMEOUT = 180.0     # s for one operator command
-# The lifecycle managers' bond: a node must have answered get_state within heartbeat_timeout. The
-# story shares two cores with everything else on the machine, where a busy Gate took over a
-# second to answer at load 16; the Gate's own deadlines (its stop) do not depend on this.
-MANAGER_TIMING = {'heartbeat_timeout': 10.0, 'transition_timeout': 60.0}
 PROBES = 600                 # red team probes (as many again around flaws): seconds, not minutes
 BASIN_SIZE = 150
 RELEASE_FILES = ('release-1.tar.gz', 'release-2.tar.gz', 'release-1-plan.yaml',
@@ -176,7 +172,8 @@ class _Story:
         self.graphs = fleet(GRAPH + ('governance',), config / 'flywheel.yaml', [''], self.env,
                             self.log_dir, self._overrides(seed))
         for graph in self.graphs:
-            graph.overrides.setdefault(MANAGER, {}).update(MANAGER_TIMING)
+            # the story shares two cores with everything else on the machine, as a fleet does
+            graph.overrides.setdefault(MANAGER, {}).update(SHARED_HOST_TIMING)
         self.proposer_pid = 0
         self.proposer_pid_end: int | None = None
         self.evidence: dict | None = None
