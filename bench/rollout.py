@@ -874,17 +874,12 @@ def progress(text: str) -> None:
 
 
 def wider_discovery(scratch: Path, peers: int) -> dict[str, str]:
-    """The nodes' own UDP profile with maxInitialPeersRange ``peers``: a participant on this host
-    announces itself to the first ``peers`` participant ports only, so two participants both
-    beyond that range never discover each other. Used by this process and every node."""
-    from flywheel.ros.transport import LOCALHOST_PROFILE, profile_dir
-    text = (profile_dir() / LOCALHOST_PROFILE).read_text()
-    found = re.search(r'<maxInitialPeersRange>(\d+)</maxInitialPeersRange>', text)
-    if found is None:
-        raise RuntimeError(f'{LOCALHOST_PROFILE} sets no maxInitialPeersRange to widen')
-    path = scratch / f'localhost_udp_{peers}_peers.xml'
-    path.write_text(text.replace(found.group(0),
-                                 f'<maxInitialPeersRange>{peers}</maxInitialPeersRange>'))
+    """The nodes' own UDP profile with maxInitialPeersRange ``peers``
+    (flywheel.ros.transport.widened_profile): a participant on this host announces itself to
+    the first ``peers`` participant ports only, so two participants both beyond that range never
+    discover each other. Used by this process and every node."""
+    from flywheel.ros.transport import widened_profile
+    path = widened_profile(peers, scratch)
     env = node_env()
     # a profile of one's own: flywheel/ros/transport.py then leaves it alone, and the discovery
     # range must not be LOCALHOST (rmw_fastrtps would build its own transports)

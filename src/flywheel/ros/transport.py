@@ -72,6 +72,25 @@ def configure_transport(env: dict | None = None) -> str:
     return f'Fast DDS over UDP only ({profile.name}): no shared-memory publish stalls'
 
 
+def shipped_range() -> int:
+    """The participant ports the shipped host-only profile announces to."""
+    found = PEERS_RANGE.search((profile_dir() / LOCALHOST_PROFILE).read_text())
+    if found is None:
+        raise ValueError(f'{LOCALHOST_PROFILE}: no maxInitialPeersRange')
+    return int(found.group(1))
+
+
+def widened_profile(peers: int, directory: Path) -> Path:
+    """A copy of the host-only profile announcing to ``peers`` participant ports, in
+    ``directory``; nothing else of it changes."""
+    text = (profile_dir() / LOCALHOST_PROFILE).read_text()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f'localhost_udp_{peers}_peers.xml'
+    path.write_text(PEERS_RANGE.sub(f'<maxInitialPeersRange>{peers}</maxInitialPeersRange>', text,
+                                    count=1))
+    return path
+
+
 def widen_discovery(env: dict, participants: int, directory: Path) -> str | None:
     """Make room in ``env`` (a graph's environment, before its processes start) for
     ``participants`` DDS participants on this host plus the operator's tools, when the
@@ -83,24 +102,18 @@ def widen_discovery(env: dict, participants: int, directory: Path) -> str | None
             or any(env.get(var) for var in PROFILE_VARS)
             or env.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').upper() != 'LOCALHOST'):
         return None
-    text = (profile_dir() / LOCALHOST_PROFILE).read_text()
-    found = PEERS_RANGE.search(text)
-    if found is None:
-        raise ValueError(f'{LOCALHOST_PROFILE}: no maxInitialPeersRange to widen')
+    shipped = shipped_range()
     needed = participants + TOOLS
-    if needed <= int(found.group(1)):
+    if needed <= shipped:
         return None
     peers = -(-needed // 16) * 16
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f'localhost_udp_{peers}_peers.xml'
-    path.write_text(text.replace(found.group(0),
-                                 f'<maxInitialPeersRange>{peers}</maxInitialPeersRange>'))
+    path = widened_profile(peers, directory)
     # the profile does the host-only discovery itself; LOCALHOST would make rmw_fastrtps build
     # its own transports (shared memory included) over it
     env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(path)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'SYSTEM_DEFAULT'
     return (f'{participants} DDS participants on this host: discovery widened from '
-            f'{found.group(1)} to {peers} participant ports ({path}; point your own tools at it '
+            f'{shipped} to {peers} participant ports ({path}; point your own tools at it '
             'with FASTDDS_DEFAULT_PROFILES_FILE to see every node)')
 
 
