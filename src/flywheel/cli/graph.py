@@ -23,11 +23,11 @@ LIFECYCLE = ('governance', 'oracle', 'verifier', 'gate')
 # with governance, these run governance's releases (and the Gate its status) and nothing else
 FOLLOWERS = ('oracle', 'verifier', 'gate')
 MANAGER = 'lifecycle_manager'
-# The lifecycle managers of a fleet on one host. Every robot's processes start at once: on two
-# cores, with 5 robots (42 processes), an Oracle took longer than the default 15 s to offer its
-# services, and a Gate already active did not answer get_state for 11 s while the others came
-# up. The Gates' own deadlines (their stop) do not depend on this. A params file that sets
-# either wins.
+# The lifecycle managers of a fleet on one host, where the robots come up beside each other: on
+# two cores, with 5 robots (42 processes) started at once, an Oracle took longer than the default
+# 15 s to offer its services, and a Gate already active did not answer get_state for 11 s while
+# the others came up. The Gates' own deadlines (their stop) do not depend on this. A params file
+# that sets either wins.
 SHARED_HOST_TIMING = {'heartbeat_timeout': 30.0, 'transition_timeout': 120.0}
 
 
