@@ -210,7 +210,8 @@ def fleet(nodes: tuple[str, ...], params: Path, robots: list[str], env=None, log
         graphs.insert(0, Graph(('governance', MANAGER), params, base, env,
                                (log_dir / 'governance') if log_dir else None))
     if len(robots) > 1:
-        timing = {k: v for k, v in SHARED_HOST_TIMING.items() if k not in file_sets(params, MANAGER)}
+        set_by_file = file_sets(params, MANAGER)
+        timing = {k: v for k, v in SHARED_HOST_TIMING.items() if k not in set_by_file}
         for graph in graphs:
             manager = graph.overrides.get(MANAGER)
             if manager is not None:
