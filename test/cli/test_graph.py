@@ -73,3 +73,18 @@ def test_a_graph_has_its_participants_once_every_process_has_a_socket():
         for p in graph.processes.values():
             p.kill()
             p.wait()
+
+
+def test_a_fleets_managers_get_the_shared_host_timing_unless_the_params_file_sets_it(tmp_path):
+    from flywheel.cli.graph import GRAPH, MANAGER, SHARED_HOST_TIMING, fleet, robot_namespaces
+    params = tmp_path / 'p.yaml'
+    params.write_text('/**/oracle:\n  ros__parameters:\n    spec_path: s.yaml\n')
+    one = fleet(GRAPH, params, robot_namespaces(0))
+    assert 'heartbeat_timeout' not in one[0].overrides[MANAGER]
+    three = fleet(GRAPH + ('governance',), params, robot_namespaces(3))
+    assert all(g.overrides[MANAGER].items() >= SHARED_HOST_TIMING.items() for g in three)
+    params.write_text('/**/lifecycle_manager:\n  ros__parameters:\n    heartbeat_timeout: 7.0\n')
+    mine = fleet(GRAPH, params, robot_namespaces(3))
+    assert all('heartbeat_timeout' not in g.overrides[MANAGER] for g in mine)
+    assert all(g.overrides[MANAGER]['transition_timeout'] == SHARED_HOST_TIMING[
+        'transition_timeout'] for g in mine)
