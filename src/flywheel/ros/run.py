@@ -8,6 +8,7 @@ no node can publish anything, not even a stop.
 """
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import signal
@@ -67,6 +68,9 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
+    # a node that does not stop is sent this before SIGKILL (flywheel.cli.graph.stop_all): its
+    # threads' stacks on stderr say where it hung
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     node = executor = None
     try:
         try:
