@@ -179,6 +179,30 @@ def analysed(observations, elapsed_s, rule=RULE, stage=Stage.SHADOW) -> Outcome:
     return analysis.outcome(T0 + int(elapsed_s * S), T0, rule)
 
 
+def test_a_stage_passes_only_once_every_robot_that_runs_it_has_been_heard():
+    """A fleet's stage once passed on two robots' samples while the third's Oracle was not up:
+    the candidate went full without that robot ever scoring it."""
+    analysis = StageAnalysis(Stage.SHADOW)
+    for _ in range(100):
+        analysis.add(obs(robot='/robot_0'))
+        analysis.add(obs(robot='/robot_1'))
+    fleet = frozenset({'/robot_0', '/robot_1', '/robot_2'})
+    assert analysis.outcome(T0 + 30 * S, T0, RULE, fleet).kind is OutcomeKind.RUNNING
+    late = analysis.outcome(T0 + 60 * S, T0, RULE, fleet)
+    assert late.kind is OutcomeKind.INCONCLUSIVE and 'nothing from /robot_2' in late.reasons[0]
+    analysis.add(obs(robot='/robot_2'))
+    assert analysis.outcome(T0 + 30 * S, T0, RULE, fleet).kind is OutcomeKind.SUCCESS
+    # robots of another stage (a canary's shadowing members) are not waited for here
+    canary = StageAnalysis(Stage.CANARY)
+    for _ in range(100):
+        canary.add(obs(stage=Stage.CANARY, robot='/robot_0'))
+        canary.add(obs(stage=Stage.SHADOW, robot='/robot_1'))
+    assert canary.outcome(T0 + 30 * S, T0, RULE,
+                          frozenset({'/robot_0'})).kind is OutcomeKind.SUCCESS
+    assert canary.outcome(T0 + 30 * S, T0, RULE,
+                          frozenset({'/robot_0', '/robot_1'})).kind is OutcomeKind.RUNNING
+
+
 def test_running_until_duration_and_samples_are_reached():
     assert analysed([obs()] * 100, 9.9).kind is OutcomeKind.RUNNING
     assert analysed([obs()] * 99, 30.0).kind is OutcomeKind.RUNNING

@@ -476,16 +476,18 @@ class Governor:
         if self.analysis is not None:
             self.analysis.add(observation)
 
-    def tick(self, now: datetime) -> tuple[Event, ...]:
+    def tick(self, now: datetime, robots: frozenset[str] = frozenset()) -> tuple[Event, ...]:
         """The current stage's outcome applied (call it periodically): the candidate expired
-        aborts; SUCCESS moves on (promotes after the last stage); FAILURE aborts; INCONCLUSIVE
-        pauses. Persisted before it takes effect; () when nothing changed."""
+        aborts; SUCCESS (every robot of ``robots`` heard) moves on (promotes after the last
+        stage); FAILURE aborts; INCONCLUSIVE pauses. Persisted before it takes effect; () when
+        nothing changed."""
         if self.rollout is None:
             return ()
         if self.candidate.is_expired(now):
             return self.drop_candidate(f'release {self.candidate.number} expired '
                                        f'{self.candidate.expires.isoformat()}', now)
-        outcome = self.analysis.outcome(_ns(now), self.rollout.started_ns, self.rollout.rule)
+        outcome = self.analysis.outcome(_ns(now), self.rollout.started_ns, self.rollout.rule,
+                                        robots)
         return self.advance(outcome, now)
 
     def advance(self, outcome: Outcome, now: datetime) -> tuple[Event, ...]:

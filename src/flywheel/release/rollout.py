@@ -383,12 +383,19 @@ class StageAnalysis:
                 'latency_p50_s': self.latency(0.5), 'latency_p99_s': self.latency(0.99),
                 'errors': self.errors, 'unsafe': self.unsafe, 'robots': len(self.robots)}
 
-    def outcome(self, now_ns: int, started_ns: int, rule: StageRule) -> Outcome:
+    def outcome(self, now_ns: int, started_ns: int, rule: StageRule,
+                robots: frozenset[str] = frozenset()) -> Outcome:
         """FAILURE at once on an unsafe approval or more errors than allowed, and as soon as a
         rate or the latency crosses its threshold over at least rule.min_evidence samples;
-        SUCCESS once both the minimum duration and sample count are reached with nothing failed;
-        INCONCLUSIVE past the maximum duration; RUNNING otherwise. A clock that went backwards
-        counts as no time spent."""
+        SUCCESS once both the minimum duration and sample count are reached with nothing failed
+        and every robot of ``robots`` (those governed) has been heard; INCONCLUSIVE past the
+        maximum duration; RUNNING otherwise. A clock that went backwards counts as no time
+        spent.
+
+        Why every robot: a fleet's stage once passed on two robots' samples while the third's
+        Oracle had not come up; the candidate went full and approved, on that robot, a collision
+        its active release blocked. A robot that is never heard leaves the stage to an
+        operator."""
         elapsed = max(0, now_ns - started_ns) / 1e9
         m = self.metrics(elapsed)
         failed = []
@@ -411,14 +418,18 @@ class StageAnalysis:
         run = {'stage': self.stage, 'started_ns': started_ns, 'metrics': m}
         if failed:
             return Outcome(OutcomeKind.FAILURE, tuple(failed), **run)
-        if elapsed >= rule.min_duration_s and self.samples >= rule.min_samples:
+        unheard = sorted(robots - self.robots)
+        if elapsed >= rule.min_duration_s and self.samples >= rule.min_samples and not unheard:
             return Outcome(OutcomeKind.SUCCESS, (f'{self.samples} samples over {elapsed:.1f} s '
                                                  'within every threshold',), **run)
         if elapsed >= rule.max_duration_s:
+            silent = (f', nothing from {", ".join(r or "the robot" for r in unheard)}'
+                      if unheard else '')
             return Outcome(OutcomeKind.INCONCLUSIVE, (
                 f'{rule.max_duration_s:g} s passed with {self.samples} of {rule.min_samples} '
                 f'samples and {min(elapsed, rule.min_duration_s):.1f} of '
-                f'{rule.min_duration_s:g} s: an operator decides (promote or abort)',), **run)
+                f'{rule.min_duration_s:g} s{silent}: an operator decides (promote or abort)',),
+                **run)
         return Outcome(OutcomeKind.RUNNING, (), **run)
 
 

@@ -396,7 +396,9 @@ class GovernanceNode(LifecycleNode):
         governor = self.governor
         if governor is not None and self.active and governor.rollout is not None:
             with self._lock:
-                events = governor.tick(self.now())
+                # a stage passes only once every robot that runs it has been heard
+                events = governor.tick(self.now(), frozenset(
+                    r.name for r in self.robots if self._stage_of(r) == governor.rollout.stage))
                 self._after_rollout(events)
             self._rollout_events(events)
         self._publish_status()
