@@ -3,8 +3,10 @@ spirit of nav2_lifecycle_manager.
 
 Bring-up: configure then activate each node of ``node_names`` in order (governance, Oracle, Gate:
 the Gate last, so it passes nothing before what it depends on runs). A transition's answer that
-has not come within ``heartbeat_timeout`` is checked with get_state: service responses can be
-lost on a loaded graph, and a node already in the goal state needs no second transition. Then a
+has not come within ``heartbeat_period`` is checked with get_state, once a period: service
+responses can be lost on a loaded graph (waiting for one until ``heartbeat_timeout``, 30 s in a
+fleet, once kept a robot's Oracle unconfigured that long), and a node already in the goal state
+needs no second transition. Then a
 bond-like heartbeat (flywheel.bond): every ``heartbeat_period`` each node is asked get_state,
 whether or not it answered the last time, and must have answered "active" within
 ``heartbeat_timeout``. A failed transition, a node not active, or one silent for longer ends the
@@ -103,13 +105,13 @@ class LifecycleManager(Node):
             self._check = None
             if state == goal:
                 self.get_logger().warning(f'{node} is {goal}; the answer to its transition was '
-                                          'lost')
+                                          'lost or is late')
                 self._change[node].remove_pending_request(self._transition)
                 self._step_done(node, goal)
                 return
         if waited > self.config.transition_timeout:
             self._fail(f'{node}: no answer to transition {transition}')
-        elif (waited > self.config.heartbeat_timeout and self._check is None
+        elif (waited > self.config.heartbeat_period and self._check is None
               and time.monotonic() - self._checked > self.config.heartbeat_period):
             self._check = self._get[node].call_async(GetState.Request())
             self._checked = time.monotonic()
