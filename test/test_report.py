@@ -23,4 +23,4 @@ def test_report_writes_a_summary_and_a_map(tmp_path, spec):
     assert doc['runs'][0]['distance_travelled_m'] == 0.5
     assert picture.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and picture.stat().st_size > 10_000
     text = table([gated, bypass])
-    assert 'decisions BLOCK' in text and text.count('\n') == 10
+    assert 'decisions BLOCK' in text and 'undecided' in text and text.count('\n') == 11

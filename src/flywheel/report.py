@@ -29,6 +29,7 @@ class RunRecord:
     near_misses: list = field(default_factory=list)        # (object_id, x, y)
     path: list = field(default_factory=list)               # (x, y) executed
     blocked: list = field(default_factory=list)            # trajectories [(x, y), ...] refused
+    undecided: int = 0                                     # gated: proposals left without one
 
     def summary(self) -> dict:
         return {
@@ -36,6 +37,7 @@ class RunRecord:
             'duration_s': round(self.duration, 2),
             'proposals': self.proposals,
             'decisions': {a.name: self.actions.get(a.name, 0) for a in Action},
+            'undecided': self.undecided,
             'reasons': dict(sorted(self.reasons.items())),
             'collisions': len(self.collisions),
             'near_misses': len(self.near_misses),
@@ -49,6 +51,7 @@ def table(runs: list[RunRecord]) -> str:
     rows = [('proposals', [r.proposals for r in runs])]
     rows += [(f'decisions {a.name}', [r.actions.get(a.name, 0) if r.mode != 'bypass' else '-'
                                       for r in runs]) for a in Action]
+    rows += [('undecided', [r.undecided if r.mode != 'bypass' else '-' for r in runs])]
     rows += [('collisions', [len(r.collisions) for r in runs]),
              ('near-misses', [len(r.near_misses) for r in runs]),
              ('distance travelled (m)', [f'{_length(r.path):.1f}' for r in runs])]

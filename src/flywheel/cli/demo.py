@@ -17,6 +17,8 @@ from flywheel.provision import NODE_KEYS, ROOT, provision
 from flywheel.report import RunRecord, table, write_report
 
 STARTUP_TIMEOUT = 30.0
+DRAIN_TIMEOUT = 2.0   # s the proposals counted last may wait for their decisions (the Gate's own
+                      # proposal_timeout is 0.5 s: past that, a missing decision is a finding)
 
 
 def run_demo(duration: float, out_dir: Path, seed: int, fault_rate: float) -> int:
@@ -120,6 +122,13 @@ def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, param
                 _check_alive(graph, log_dir)
                 executor.spin_once(timeout_sec=0.05)
             recorder.record.duration = time.monotonic() - started
+            # Every proposal counted gets its decision before the record closes: the ones
+            # published in the last moment are in flight, not lost.
+            recorder.close()
+            drained = time.monotonic() + DRAIN_TIMEOUT
+            while recorder.undecided and time.monotonic() < drained:
+                executor.spin_once(timeout_sec=0.05)
+            recorder.record.undecided = recorder.undecided
     finally:
         for node in watchers:
             executor.remove_node(node)
