@@ -3,6 +3,8 @@ kinematically consistent proposal: each point is exactly where the twist before 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 
@@ -61,3 +63,14 @@ def remade(p: Proposal, **changes) -> Proposal:
     return make_proposal(p.proposal_id, p.proposer_id, fields['seq'], p.frame_id,
                          fields['stamp_ns'], fields['t_ns'], fields['states'], fields['command'],
                          p.epoch)
+
+
+def flywheel(*args: str) -> subprocess.CompletedProcess:
+    """Run the `flywheel` command line; a non-zero exit's output goes to stderr, so a failing
+    test shows what the command said."""
+    done = subprocess.run([sys.executable, '-m', 'flywheel.cli', *args], capture_output=True,
+                          text=True, timeout=60)
+    if done.returncode:
+        print(f'flywheel {" ".join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}',
+              file=sys.stderr)
+    return done

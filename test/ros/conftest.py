@@ -26,7 +26,7 @@ from flywheel.proposal import ProposalLimits  # noqa: E402
 from flywheel.ros import qos, topics  # noqa: E402
 from flywheel.ros.convert import signals_to_msg, to_time  # noqa: E402
 from flywheel.auth import load_message_key  # noqa: E402
-from flywheel.ros.transport import configure_transport  # noqa: E402
+from flywheel.ros.transport import configure_transport, creating_participant  # noqa: E402
 from flywheel.wire import decode_proposal, encode_proposal  # noqa: E402
 from test.conftest import CONFIG, KEYS  # noqa: E402
 from test.helpers import straight  # noqa: E402
@@ -75,7 +75,8 @@ class Probe:
 def probe():
     context = Context()
     rclpy.init(context=context, domain_id=int(os.environ['ROS_DOMAIN_ID']), args=[])
-    probe = Probe(context)
+    with creating_participant(print):     # one at a time with the nodes (transport.py)
+        probe = Probe(context)
     try:
         yield probe
     finally:

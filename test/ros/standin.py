@@ -93,11 +93,13 @@ class StandIn:
 
         from alignment_flywheel.msg import GateDecision, Incident
         from flywheel.ros import qos, topics
+        from flywheel.ros.transport import creating_participant
         self._Twist = Twist
         self.GateDecision = GateDecision
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id, args=[])
-        self.node = rclpy.create_node('nav2_standin', context=self.context)
+        with creating_participant(print):
+            self.node = rclpy.create_node('nav2_standin', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.changed = threading.Condition()

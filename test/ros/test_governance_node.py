@@ -2,8 +2,6 @@
 the active release untouched, signed rollback, inactive means deaf, restart keeps the release."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 from lifecycle_msgs.msg import Transition
@@ -11,9 +9,9 @@ from lifecycle_msgs.srv import ChangeState
 
 from alignment_flywheel.srv import SubmitRelease
 from flywheel.errors import LedgerError
-from flywheel.ros import topics
 from test.audit.conftest import records_in
 from test.conftest import CONFIG
+from test.helpers import flywheel
 from test.ros.test_hot_swap import releases  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.ros
@@ -29,11 +27,6 @@ def recorded(ledger, **filters) -> list[dict]:
 
 def release_events(ledger) -> list[str]:
     return [r['event'] for r in recorded(ledger, kind='release')]
-
-
-def flywheel(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-m', 'flywheel.cli', *args], capture_output=True,
-                          text=True, timeout=60)
 
 
 @pytest.fixture

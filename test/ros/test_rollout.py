@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -31,7 +29,7 @@ from flywheel.ros.convert import status_to_msg
 from flywheel.wire import encode_proposal
 from test.audit.conftest import records_in
 from test.conftest import CONFIG, KEYS
-from test.helpers import straight
+from test.helpers import flywheel, straight
 from test.ros.conftest import GateIO, OdometryFeed, decision_for, wait_matched
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -90,11 +88,6 @@ def desk(tmp_path):
         path.write_bytes(bundle)
         return path
     return tmp_path, release
-
-
-def flywheel(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-m', 'flywheel.cli', *args], capture_output=True,
-                          text=True, timeout=60)
 
 
 class Stream:

@@ -77,7 +77,9 @@ def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, param
     from rclpy.executors import SingleThreadedExecutor
 
     from flywheel.ros.bypass_relay import BypassRelay
+    from flywheel.ros.client import warn
     from flywheel.ros.recorder import Recorder
+    from flywheel.ros.transport import creating_participant
 
     nodes = ('sim', 'audit', 'oracle', 'gate', 'proposer') if mode == 'gated' else ('sim',
                                                                                  'proposer')
@@ -90,7 +92,8 @@ def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, param
     context = Context()
     rclpy.init(context=context, domain_id=domain_id, args=[])
     executor = SingleThreadedExecutor(context=context)
-    recorder = Recorder(RunRecord(mode), gated=mode == 'gated', context=context)
+    with creating_participant(warn):
+        recorder = Recorder(RunRecord(mode), gated=mode == 'gated', context=context)
     watchers = [recorder]
     if mode == 'bypass':
         watchers.append(BypassRelay(context=context))

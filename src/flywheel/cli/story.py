@@ -157,7 +157,9 @@ class _Story:
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
 
+        from flywheel.ros.client import warn
         from flywheel.ros.story_recorder import StoryRecorder
+        from flywheel.ros.transport import creating_participant
         self.out, self.keys, self.config = out_dir, keys, config
         self.ledger = out_dir / 'audit.sqlite'
         self.log_dir = out_dir / 'logs'
@@ -166,7 +168,8 @@ class _Story:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=self.domain, args=[])
         self.executor = SingleThreadedExecutor(context=self.context)
-        self.recorder = StoryRecorder(context=self.context)
+        with creating_participant(warn):
+            self.recorder = StoryRecorder(context=self.context)
         self.executor.add_node(self.recorder)
         self.recorder_timeline = self.recorder.timeline
         self.graphs = fleet(GRAPH + ('governance',), config / 'flywheel.yaml', [''], self.env,

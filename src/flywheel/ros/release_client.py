@@ -9,18 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-
 from alignment_flywheel.srv import GetStatus, Rollback, SubmitRelease
 from alignment_flywheel.srv import Rollout as RolloutSrv
-from flywheel.errors import (NodeTimeoutError, NodeUnreachableError, InputError,
-                             ReleaseError)
+from flywheel.errors import NodeTimeoutError, InputError, ReleaseError
 from flywheel.release.governor import rollback_message
 from flywheel.release.rollout import rollout_message
 from flywheel.release.keys import load_signer
-from flywheel.ros import topics
+from flywheel.ros import client, topics
 
 
 def governance(args, service: str) -> str:
@@ -29,24 +24,9 @@ def governance(args, service: str) -> str:
 
 
 def _call(service_type, name: str, request, timeout: float):
-    context = Context()
-    rclpy.init(context=context, args=[])
-    node = rclpy.create_node('flywheel_operator', context=context)
-    try:
-        client = node.create_client(service_type, name)
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise NodeUnreachableError(f'no governance node answers {name} (is it running '
-                                             'and active, on this ROS_DOMAIN_ID?)')
-        future = client.call_async(request)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        executor.spin_until_future_complete(future, timeout_sec=timeout)
-        if not future.done():
-            raise NodeTimeoutError(f'{name}: no answer within {timeout:g} s')
-        return future.result()
-    finally:
-        node.destroy_node()
-        context.try_shutdown()
+    return client.call(service_type, name, request, timeout,
+                       f'no governance node answers {name} (is it running and active, on this '
+                       'ROS_DOMAIN_ID?)')
 
 
 def push(args) -> int:
