@@ -41,10 +41,10 @@ class Recorder(Node):
         self.create_subscription(Odometry, topics.ODOM, self.on_odom, qos.SENSOR)
 
     def restart(self) -> None:
-        """Count from now on; the path so far is kept."""
+        """Count from now on; the path so far is kept. Early decisions are kept too: one that
+        came just before may be for a proposal still on its way."""
         self.record = RunRecord(self.record.mode, path=self.record.path)
         self.trajectories.clear()
-        self.early.clear()
 
     def close(self) -> None:
         """Stop counting proposals; decisions for the ones counted are still taken."""
