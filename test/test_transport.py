@@ -4,10 +4,11 @@ beyond the shipped range meet is checked with real participants in test/ros/test
 from __future__ import annotations
 
 import re
+from xml.etree import ElementTree
 
 import pytest
 
-from flywheel.ros.transport import (LOCALHOST_PROFILE, PEERS_RANGE, TOOLS, configure_transport,
+from flywheel.ros.transport import (ANY_HOST_PROFILE, LOCALHOST_PROFILE, PEERS_RANGE, TOOLS, configure_transport,
                                     profile_dir, widen_discovery)
 
 SHIPPED = int(PEERS_RANGE.search((profile_dir() / LOCALHOST_PROFILE).read_text()).group(1))
@@ -112,3 +113,19 @@ def test_participants_are_created_one_at_a_time_and_a_killed_holder_frees_the_lo
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+@pytest.mark.parametrize('profile', [LOCALHOST_PROFILE, ANY_HOST_PROFILE])
+def test_a_service_reply_waits_for_a_client_discovered_late(profile):
+    """rmw_fastrtps sends a reply only once the client's reply reader is matched, waiting at most
+    the "service" writer profile's max_blocking_time (100 ms by default) and dropping it after:
+    the client then waits out its whole timeout on a node that answered. Both shipped profiles
+    give a busy host's discovery seconds, not 100 ms."""
+    ns = {'dds': 'http://www.eprosima.com'}
+    root = ElementTree.parse(profile_dir() / profile).getroot()
+    writer = root.find("dds:profiles/dds:data_writer[@profile_name='service']", ns)
+    assert writer is not None
+    blocking = writer.find('dds:qos/dds:reliability/dds:max_blocking_time', ns)
+    seconds = int(blocking.findtext('dds:sec', '0', ns)) + \
+        int(blocking.findtext('dds:nanosec', '0', ns)) / 1e9
+    assert seconds >= 1.0
