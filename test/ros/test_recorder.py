@@ -75,3 +75,27 @@ def test_after_close_no_proposal_is_counted_but_pending_decisions_are(probe, rec
     assert probe.spin_until(lambda: recorder.undecided == 0, 10.0)
     assert recorder.record.proposals == 1 and dict(recorder.record.actions) == {'ALLOW': 1}
     assert not recorder.early
+
+
+def test_proposals_older_than_the_first_decided_never_reached_the_gate(probe, recorder):
+    """The record starts at the first decision on a proposal; proposals published before the Gate
+    had matched the Proposer (older than the first one decided) leave the count, and one newer
+    than it without a decision stays undecided."""
+    proposals = probe.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
+    decisions = probe.node.create_publisher(GateDecision, topics.GATE_DECISIONS, qos.STREAM)
+    wait_matched(probe, proposals)
+    wait_matched(probe, decisions)
+    unheard, decided, lost = (straight(0.0, 0.0, 0.0, 0.3, seq=n) for n in (1, 2, 3))
+    # an ignored verdict names a proposal too, but says nothing of the Gate hearing the Proposer
+    decisions.publish(_decision(unheard.proposal_id, GateDecision.ACTION_BLOCK,
+                                GateDecision.SUBJECT_VERDICT))
+    decisions.publish(_decision(decided.proposal_id, GateDecision.ACTION_ALLOW))
+    assert probe.spin_until(lambda: decided.proposal_id in recorder.early, 10.0)
+    for p in (unheard, decided, lost):
+        proposals.publish(proposal_to_msg(p))
+    assert probe.spin_until(lambda: recorder.record.proposals == 3, 10.0)
+
+    assert recorder.undecided == 1            # `lost`; `unheard` is older than the first decided
+    recorder.finish()
+    assert recorder.record.proposals == 2 and recorder.record.undecided == 1
+    assert dict(recorder.record.actions) == {'ALLOW': 1}

@@ -131,7 +131,7 @@ def run_scenario(mode: str, duration: float, seed: int, fault_rate: float, param
             drained = time.monotonic() + DRAIN_TIMEOUT
             while recorder.undecided and time.monotonic() < drained:
                 executor.spin_once(timeout_sec=0.05)
-            recorder.record.undecided = recorder.undecided
+            recorder.finish()
     finally:
         for node in watchers:
             executor.remove_node(node)

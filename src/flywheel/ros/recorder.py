@@ -19,11 +19,16 @@ EARLY_LIMIT = 1000   # decisions kept waiting for their proposal (older ones are
 
 class Recorder(Node):
     """Counts decisions only for proposals it saw itself, so a subscription that matched a little
-    late never makes the numbers disagree. The two topics come from different processes, so a
-    decision can arrive before its proposal (seen on a loaded machine): it waits in `early`
-    until the proposal comes. `connected` turns true once the whole chain is heard:
-    the first decision (gated) or the first proposal (bypassed). After `close()` no new proposal
-    is counted, and `undecided` says how many counted ones still wait for their decision."""
+    late never makes the numbers disagree.
+
+    Gated, the count starts (`connected`) at the first decision on a proposal: the Gate has then
+    matched the Proposer. Proposals published before that never reached the Gate and are not its
+    to decide; as the Proposer's stream is in order, they are the ones older (epoch, seq) than the
+    first proposal decided, and `finish()` takes them out of the count. The decision and the
+    proposal come from different processes, so a decision can arrive first (seen on a loaded
+    machine): it waits in `early` until its proposal comes. After `close()` no new proposal is
+    counted, and `undecided` says how many counted ones still wait for their decision.
+    Bypassed, the count starts at the first proposal."""
 
     def __init__(self, record: RunRecord, gated: bool, **kwargs):
         super().__init__('recorder', **kwargs)
@@ -32,7 +37,8 @@ class Recorder(Node):
         self.connected = False
         self.closed = False
         self.first_odom_ns: int | None = None
-        self.trajectories: dict[str, list] = {}
+        self.pending: dict[str, tuple[tuple[int, int], list]] = {}  # id -> ((epoch, seq), path)
+        self.first_decided: tuple[int, int] | None = None
         self.early: OrderedDict[str, GateDecision] = OrderedDict()
         self.create_subscription(ProposalMsg, topics.PROPOSALS, self.on_proposal, qos.STREAM)
         self.create_subscription(GateDecision, topics.GATE_DECISIONS, self.on_decision,
@@ -44,41 +50,60 @@ class Recorder(Node):
         """Count from now on; the path so far is kept. Early decisions are kept too: one that
         came just before may be for a proposal still on its way."""
         self.record = RunRecord(self.record.mode, path=self.record.path)
-        self.trajectories.clear()
+        self.pending.clear()
+        self.first_decided = None
 
     def close(self) -> None:
         """Stop counting proposals; decisions for the ones counted are still taken."""
         self.closed = True
 
+    def _awaited(self) -> list[str]:
+        """Counted proposals still without a decision that the Gate did receive."""
+        return [i for i, (key, _) in self.pending.items()
+                if self.first_decided is None or key >= self.first_decided]
+
     @property
     def undecided(self) -> int:
-        return len(self.trajectories) if self.gated else 0
+        return len(self._awaited()) if self.gated else 0
+
+    def finish(self) -> None:
+        """Close the record: proposals older than the first one decided never reached the Gate
+        and leave the count; the rest still without a decision are `undecided`."""
+        self.close()
+        if not self.gated:
+            return
+        awaited = set(self._awaited())
+        self.record.proposals -= len(self.pending) - len(awaited)
+        self.record.undecided = len(awaited)
 
     def on_proposal(self, msg: ProposalMsg) -> None:
         if self.closed:
             return
         self.connected = self.connected or not self.gated
         self.record.proposals += 1
+        key = (msg.epoch, msg.seq)
         trajectory = [(p.pose.position.x, p.pose.position.y) for p in msg.trajectory]
         decision = self.early.pop(msg.proposal_id, None)
         if decision is None:
-            self.trajectories[msg.proposal_id] = trajectory
+            self.pending[msg.proposal_id] = (key, trajectory)
         else:
-            self._count(decision, trajectory)
+            self._count(decision, key, trajectory)
 
     def on_decision(self, msg: GateDecision) -> None:
-        self.connected = True
         if msg.subject != GateDecision.SUBJECT_PROPOSAL:
             return          # verdicts, shadow verdicts and verifications are not the proposal's
-        trajectory = self.trajectories.pop(msg.proposal_id, None)
-        if trajectory is not None:
-            self._count(msg, trajectory)
+        self.connected = True
+        seen = self.pending.pop(msg.proposal_id, None)
+        if seen is not None:
+            self._count(msg, *seen)
         elif not self.closed:
             self.early[msg.proposal_id] = msg
             if len(self.early) > EARLY_LIMIT:
                 self.early.popitem(last=False)
 
-    def _count(self, decision: GateDecision, trajectory: list) -> None:
+    def _count(self, decision: GateDecision, key: tuple[int, int], trajectory: list) -> None:
+        if self.first_decided is None or key < self.first_decided:
+            self.first_decided = key
         action = Action(decision.action)
         self.record.actions[action.name] += 1
         for reason in decision.reasons:
