@@ -112,7 +112,11 @@ def cmd_up(args) -> int:
               'stopped the rest', file=sys.stderr)
         return EXIT_FAILED
     print('flywheel up: all nodes stopped', flush=True)
-    unclean = {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT)}
+    cut = [n for n, c in codes.items() if c == -signal.SIGALRM]
+    if cut:     # done with their own work; ROS's teardown hung and was bounded (flywheel.ros.run)
+        print(f'flywheel up: warning: the ROS teardown of {", ".join(cut)} hung and was cut '
+              'short (its threads\' stacks are in its log)', file=sys.stderr)
+    unclean = {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT, -signal.SIGALRM)}
     if unclean:     # killed after the grace period (a negative signal number) or failed
         print(f'flywheel up: {", ".join(f"{n} exited with {c}" for n, c in unclean.items())} '
               'on stop', file=sys.stderr)
