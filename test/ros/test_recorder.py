@@ -28,16 +28,23 @@ def recorder(probe):
         node.destroy_node()
 
 
+@pytest.fixture
+def wires(probe, recorder):
+    """The probe's publishers of proposals and decisions, matched with the recorder."""
+    proposals = probe.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
+    decisions = probe.node.create_publisher(GateDecision, topics.GATE_DECISIONS, qos.STREAM)
+    wait_matched(probe, proposals)
+    wait_matched(probe, decisions)
+    return proposals, decisions
+
+
 def _decision(proposal_id: str, action: int,
               subject: int = GateDecision.SUBJECT_PROPOSAL) -> GateDecision:
     return GateDecision(proposal_id=proposal_id, action=action, subject=subject)
 
 
-def test_a_decision_that_overtakes_its_proposal_is_counted(probe, recorder):
-    proposals = probe.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
-    decisions = probe.node.create_publisher(GateDecision, topics.GATE_DECISIONS, qos.STREAM)
-    wait_matched(probe, proposals)
-    wait_matched(probe, decisions)
+def test_a_decision_that_overtakes_its_proposal_is_counted(probe, recorder, wires):
+    proposals, decisions = wires
     early, ordered = straight(0.0, 0.0, 0.0, 0.3, seq=1), straight(0.0, 0.0, 0.0, 0.3, seq=2)
 
     decisions.publish(_decision(early.proposal_id, GateDecision.ACTION_BLOCK))
@@ -56,11 +63,8 @@ def test_a_decision_that_overtakes_its_proposal_is_counted(probe, recorder):
     assert len(recorder.record.blocked) == 1          # the blocked one is drawn on the map
 
 
-def test_after_close_no_proposal_is_counted_but_pending_decisions_are(probe, recorder):
-    proposals = probe.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
-    decisions = probe.node.create_publisher(GateDecision, topics.GATE_DECISIONS, qos.STREAM)
-    wait_matched(probe, proposals)
-    wait_matched(probe, decisions)
+def test_after_close_no_proposal_is_counted_but_pending_decisions_are(probe, recorder, wires):
+    proposals, decisions = wires
     counted, late = straight(0.0, 0.0, 0.0, 0.3, seq=1), straight(0.0, 0.0, 0.0, 0.3, seq=2)
     proposals.publish(proposal_to_msg(counted))
     assert probe.spin_until(lambda: recorder.undecided == 1, 10.0)
@@ -77,14 +81,11 @@ def test_after_close_no_proposal_is_counted_but_pending_decisions_are(probe, rec
     assert not recorder.early
 
 
-def test_proposals_older_than_the_first_decided_never_reached_the_gate(probe, recorder):
+def test_proposals_older_than_the_first_decided_never_reached_the_gate(probe, recorder, wires):
     """The record starts at the first decision on a proposal; proposals published before the Gate
     had matched the Proposer (older than the first one decided) leave the count, and one newer
     than it without a decision stays undecided."""
-    proposals = probe.node.create_publisher(ProposalMsg, topics.PROPOSALS, qos.STREAM)
-    decisions = probe.node.create_publisher(GateDecision, topics.GATE_DECISIONS, qos.STREAM)
-    wait_matched(probe, proposals)
-    wait_matched(probe, decisions)
+    proposals, decisions = wires
     unheard, decided, lost = (straight(0.0, 0.0, 0.0, 0.3, seq=n) for n in (1, 2, 3))
     # an ignored verdict names a proposal too, but says nothing of the Gate hearing the Proposer
     decisions.publish(_decision(unheard.proposal_id, GateDecision.ACTION_BLOCK,
