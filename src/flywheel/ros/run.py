@@ -105,9 +105,10 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
             if stop is not None:
                 stop()
         # What is left is rclpy's teardown (its DDS entities), which takes ~0.02 s here but
-        # hung under `make stress` in 3 of about 250 stops, inside Fast DDS with the GIL held
-        # (EventsExecutor.shutdown() twice, destroy_publisher once), after the node had done
-        # all it does on the way out. So it is bounded by what needs no GIL: at TEARDOWN_S
+        # hung under `make stress` in 3 of about 250 stops, inside Fast DDS (EventsExecutor.
+        # shutdown() twice, destroy_publisher once), after the node had done all it does on
+        # the way out; rclpy calls those with the GIL held, so a Python timer might never run.
+        # So it is bounded by what needs no GIL: at TEARDOWN_S
         # faulthandler's own thread prints every thread's stack, and the kernel ends the
         # process with SIGALRM, which `flywheel up` reports as a teardown cut short.
         faulthandler.dump_traceback_later(TEARDOWN_S)
