@@ -3,17 +3,19 @@ shadow -> canary -> full; a candidate that would approve a known collision is st
 with no unsafe command executed; a candidate that blocks golden proposals is refused by its
 regression suite; an operator aborts mid-canary; a governance killed mid-canary resumes there.
 A Gate in shadow or canary keeps both releases' verdicts on a proposal they overtook: the shadow
-record is still made, and a canary proposal still gets its pair."""
+record is still made, and a canary proposal still gets its pair. A Gate that hears no governance status subscribes again."""
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from securesystemslib.signer import SSlibKey
 
 from alignment_flywheel.msg import GateDecision, OracleStatus
@@ -26,6 +28,7 @@ from flywheel.release.root import new_root, sign
 from flywheel.oracle_status import OracleStatus as Status
 from flywheel.ros import qos, topics
 from flywheel.ros.convert import status_to_msg
+from flywheel.ros.gate_node import STATUS_SILENCE_S
 from flywheel.wire import encode_proposal
 from test.audit.conftest import records_in
 from test.conftest import CONFIG, KEYS
@@ -128,8 +131,13 @@ def governed(probe, start_graph, desk):
     graph = start_graph(['audit', 'governance', 'oracle', 'gate'], params)
     statuses = probe.collect(OracleStatus, topics.ORACLE_STATUS, qos.STATUS)
     decisions = probe.collect(GateDecision, topics.GATE_DECISIONS, qos.RECORDS)
+    reports = probe.collect(DiagnosticArray, '/diagnostics', 100)
     assert flywheel('release', 'push', str(release(1, spec('1.0.0'))), '--timeout',
                     '30').returncode == 0
+    # the Gate follows governance (it says so on /diagnostics) before anything is driven
+    assert probe.spin_until(lambda: accepted_by_gate(reports) == '1.0.0',
+                            2 * STATUS_SILENCE_S + 10.0), \
+        [s.message for s in gate_health(reports)]
     streams = []
 
     def drive(x=1.5, y=1.0, v=0.5):
@@ -143,6 +151,21 @@ def governed(probe, start_graph, desk):
         graph, params, statuses, decisions, release, drive, tmp_path)
     for s in streams:
         s.close()
+
+
+def gate_health(reports) -> list[DiagnosticStatus]:
+    """The Gate's reports on /diagnostics, oldest first."""
+    return [s for r in reports for s in r.status if s.name == 'alignment_flywheel: gate']
+
+
+def gate_values(status: DiagnosticStatus) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def accepted_by_gate(reports) -> str | None:
+    """The Oracle versions the Gate accepts, by its latest report."""
+    health = gate_health(reports)
+    return gate_values(health[-1]).get('accepted_oracle_versions') if health else None
 
 
 def stage_of(statuses) -> int | None:
@@ -310,3 +333,24 @@ def test_in_canary_both_verdicts_that_overtake_their_proposal_decide_it(probe, s
     assert [v.oracle_version for v in d.signals] == ['1.0.0', '1.1.0']
     probe.spin_for(0.5)
     assert [r.subject for r in io.decisions_for(p)] == [GateDecision.SUBJECT_PROPOSAL]
+
+
+def test_a_gate_that_hears_no_governance_status_says_so_and_subscribes_again(probe, staged_gate):
+    """The status a Gate lost (as one did under `make stress`) is recovered: after
+    STATUS_SILENCE_S without one the Gate warns, with how many publishers its reader matched, and
+    subscribes again; the new reader takes the next status."""
+    io = staged_gate
+    reports = probe.collect(DiagnosticArray, '/diagnostics', 100)
+
+    def warnings():
+        return [s for s in gate_health(reports) if 'subscribed again' in s.message]
+    assert probe.spin_until(warnings, STATUS_SILENCE_S + 10.0), \
+        [s.message for s in gate_health(reports)]
+    warned = warnings()[0]
+    assert warned.level >= DiagnosticStatus.WARN
+    assert re.search(r'no governance status for \d+s \(\d+ publisher\(s\) matched on '
+                     + re.escape(f'/{topics.ORACLE_STATUS}') + r'\)', warned.message), \
+        warned.message
+    assert gate_values(warned)['status_resubscribed'] == '1'
+    io.believed(OracleStatus.STAGE_SHADOW)
+    assert probe.spin_until(lambda: accepted_by_gate(reports) == '1.0.0', 5.0)

@@ -57,6 +57,12 @@ from flywheel.wire import WireError, decode_proposal
 MAX_SIGNALS_BYTES = 32 * 1024
 AUTH_OFF = ('AUTHENTICATION OFF (authenticate: false): any participant on this DDS domain can '
             'forge verdicts; only for tests and the demo\'s bypass run')
+# Governance re-publishes its status every second. A Gate that hears none for this long has lost
+# it: under `make stress` one Gate in a few hundred started never heard governance's status in
+# 30 s, while it heard every other peer. It says so (with how many publishers its reader has
+# matched) and subscribes again, so that a new reader is announced and matched afresh: that mends
+# a miss of this one reader; two participants that never met stay apart (and the robot stopped).
+STATUS_SILENCE_S = 5.0
 
 
 class GateNode(LifecycleNode):
@@ -83,9 +89,9 @@ class GateNode(LifecycleNode):
                                  raw=True)
         self.create_subscription(OdometryMsg, topics.ODOM, self.on_odometry, qos.SENSOR,
                                  raw=True)
-        if config.follow_governance:
-            self.create_subscription(OracleStatusMsg, topics.ORACLE_STATUS, self.on_status,
-                                     qos.STATUS)
+        self.status_sub = self._subscribe_status() if config.follow_governance else None
+        self._status_heard_ns = self._resubscribed_ns = time.monotonic_ns()
+        self.resubscribed = 0
         self.create_timer(config.tick_period, self.on_tick, clock=self._steady)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, 10)
         self.create_timer(1.0, self.on_diagnostics, clock=self._steady)
@@ -138,6 +144,7 @@ class GateNode(LifecycleNode):
                                     f'{self.output.pid}) has not published cmd_vel')
             return TransitionCallbackReturn.FAILURE
         self.active = True
+        self._status_heard_ns = max(self._status_heard_ns, time.monotonic_ns())
         self.get_logger().info('gate active')
         return TransitionCallbackReturn.SUCCESS
 
@@ -242,7 +249,30 @@ class GateNode(LifecycleNode):
             return
         self.gate.on_odometry(odometry)
 
+    def _subscribe_status(self):
+        return self.create_subscription(OracleStatusMsg, topics.ORACLE_STATUS, self.on_status,
+                                        qos.STATUS)
+
+    def _watch_status(self) -> str:
+        """Subscribe again after STATUS_SILENCE_S without a governance status (at most once in
+        that time); returns what was done, for diagnostics, or ''."""
+        now = time.monotonic_ns()
+        silent_s = (now - self._status_heard_ns) / 1e9
+        if (self.status_sub is None or silent_s < STATUS_SILENCE_S
+                or now - self._resubscribed_ns < STATUS_SILENCE_S * 1e9):
+            return ''
+        matched = self.status_sub.get_publisher_count()
+        self.destroy_subscription(self.status_sub)
+        self.status_sub = self._subscribe_status()
+        self._resubscribed_ns = now
+        self.resubscribed += 1
+        why = (f'no governance status for {silent_s:.0f}s ({matched} publisher(s) matched on '
+               f'{self.status_sub.topic_name}): subscribed again')
+        self.get_logger().warning(why)
+        return why
+
     def on_status(self, msg: OracleStatusMsg) -> None:
+        self._status_heard_ns = time.monotonic_ns()
         if self.gate is None:
             return
         before = self.gate.accepted_versions
@@ -358,6 +388,7 @@ class GateNode(LifecycleNode):
                 f'{"inactive" if self.gate else "unconfigured"}: publishing stop, nothing '
                 'passes', (('decisions', str(self.seq)),))], self.ros_ns()))
             return
+        resubscribed = self._watch_status()
         counts, before = self.gate.counts, self._counted
         self._counted = counts.copy()
         new = {k: counts[k] - before.get(k, 0) for k in counts}
@@ -377,6 +408,8 @@ class GateNode(LifecycleNode):
             level, message = Level.WARN, 'no verifier service: escalations stay stopped'
         if not self.gate.accepted_versions:
             level, message = Level.ERROR, 'no Oracle version accepted: the robot stays stopped'
+        if resubscribed:
+            level, message = max(level, Level.WARN), f'{resubscribed}; {message}'
         if new.get('INTERNAL_ERROR') or new.get('STALE_ODOMETRY'):
             level, message = Level.ERROR, ('internal error' if new.get('INTERNAL_ERROR')
                                            else 'no fresh odometry: nothing can be approved')
@@ -394,6 +427,7 @@ class GateNode(LifecycleNode):
                   ('output_restarts', str(self.output.restarts)),
                   ('verifier_ready', str(verifier_ready)),
                   ('escalations_waiting', str(len(self.gate.escalations))),
+                  ('status_resubscribed', str(self.resubscribed)),
                   ) + counts_text(counts, ('ALLOW', 'DEGRADE', 'ESCALATE', 'BLOCK', 'FALLBACK',
                                            'lost', 'overload', 'OVERSIZE', 'MALFORMED',
                                            'status_refused', 'verified', 'not_verified')
