@@ -43,6 +43,15 @@ def test_participants_counts_every_node_process_and_each_gates_output_process():
     assert MANAGER in one[0].nodes
 
 
+def test_governance_alone_is_one_graph_with_its_manager():
+    """`flywheel up --only governance` (the robots' nodes started elsewhere): no robot graph, so
+    no robot lifecycle manager left with no node to manage."""
+    from flywheel.cli.graph import MANAGER, fleet
+    graph, = fleet(('governance',), Path('p.yaml'), [''])
+    assert graph.nodes == ('governance', MANAGER)
+    assert graph.overrides[MANAGER]['node_names'] == ['governance']
+
+
 def test_a_graph_has_its_participants_once_every_process_has_a_socket():
     """`flywheel up` starts a fleet's next robot once this one's processes have created their DDS
     participants, seen as their first socket."""

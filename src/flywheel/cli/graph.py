@@ -187,7 +187,7 @@ def fleet(nodes: tuple[str, ...], params: Path, robots: list[str], env=None, log
     (its canary runs on the first canary_robots of them first)."""
     per_robot = tuple(n for n in nodes if n != 'governance')
     graphs = []
-    for ns in robots:
+    for ns in robots if per_robot else ():       # `--only governance`: no robot's graph here
         base = {k: dict(v) for k, v in (overrides or {}).items()}
         lifecycle = managed_overrides(per_robot + (('governance',) if 'governance' in nodes
                                                    else ()))
