@@ -28,18 +28,21 @@ def call(service_type, name: str, request, timeout: float, absent: str):
     try:
         with creating_participant(warn):
             node = rclpy.create_node('flywheel_operator', context=context)
+        executor = SingleThreadedExecutor(context=context)
         try:
             client = node.create_client(service_type, name)
             if not client.wait_for_service(timeout_sec=timeout):
                 raise NodeUnreachableError(absent)
             future = client.call_async(request)
-            executor = SingleThreadedExecutor(context=context)
             executor.add_node(node)
             executor.spin_until_future_complete(future, timeout_sec=timeout)
             if not future.done():
                 raise NodeTimeoutError(f'{name}: no answer within {timeout:g} s')
             return future.result()
         finally:
+            # in the order the nodes take down theirs (flywheel.ros.run): the executor first,
+            # not left to the garbage collector after the context is gone
+            executor.shutdown()
             node.destroy_node()
     finally:
         context.try_shutdown()

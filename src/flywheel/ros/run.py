@@ -71,8 +71,9 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     # a node that does not stop is sent this before SIGKILL (flywheel.cli.graph.stop_all): its
-    # threads' stacks on stderr say where it hung
+    # threads' stacks on stderr say where it hung; a node that crashes says where it crashed
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    faulthandler.enable(all_threads=True)
     node = executor = None
     try:
         try:
