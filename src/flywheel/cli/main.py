@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # a crash (a segfault inside a DDS library) prints every thread's Python stack, not nothing:
     # a `release push` once died so under `make stress` and left no trace of where
-    faulthandler.enable(all_threads=True)
+    if not faulthandler.is_enabled() and sys.__stderr__ is not None:   # (pytest's own)
+        faulthandler.enable(sys.__stderr__, all_threads=True)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:           # argparse: --help (0) or a usage error (2, printed)

@@ -73,7 +73,8 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
     # a node that does not stop is sent this before SIGKILL (flywheel.cli.graph.stop_all): its
     # threads' stacks on stderr say where it hung; a node that crashes says where it crashed
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    faulthandler.enable(all_threads=True)
+    if not faulthandler.is_enabled() and sys.__stderr__ is not None:   # (pytest's own)
+        faulthandler.enable(sys.__stderr__, all_threads=True)
     node = executor = None
     try:
         try:
