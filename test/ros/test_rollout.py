@@ -3,7 +3,8 @@ shadow -> canary -> full; a candidate that would approve a known collision is st
 with no unsafe command executed; a candidate that blocks golden proposals is refused by its
 regression suite; an operator aborts mid-canary; a governance killed mid-canary resumes there.
 A Gate in shadow or canary keeps both releases' verdicts on a proposal they overtook: the shadow
-record is still made, and a canary proposal still gets its pair. A Gate that hears no governance status subscribes again."""
+record is still made, and a canary proposal still gets its pair. A Gate that hears no governance
+status subscribes again."""
 from __future__ import annotations
 
 import dataclasses
