@@ -248,6 +248,17 @@ def gate_io(probe, start_graph, spec):
     io.odometry.close()
 
 
+def health(reports, role: str) -> list:
+    """``role``'s statuses ('gate', 'oracle', ...) in collected /diagnostics reports, oldest
+    first."""
+    name = f'alignment_flywheel: {role}'
+    return [s for r in reports for s in r.status if s.name == name]
+
+
+def values(status) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
 def wait_matched(probe: Probe, entity, timeout: float = 20.0) -> None:
     """Block until a publisher has a subscriber (or a subscription a publisher)."""
     count = (entity.get_subscription_count if hasattr(entity, 'get_subscription_count')

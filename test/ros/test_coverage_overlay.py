@@ -30,7 +30,7 @@ from flywheel.ros.overlay_msgs import overlay_to_msg
 from test.audit.conftest import records_in
 from test.conftest import CONFIG, KEYS
 from test.helpers import straight
-from test.ros.conftest import OdometryFeed, signed_bytes, wait_matched
+from test.ros.conftest import OdometryFeed, health, signed_bytes, values, wait_matched
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -75,11 +75,8 @@ def recorded(ledger, **filters) -> list[dict]:
 
 
 def oracle_counts(reports) -> dict:
-    for report in reversed(reports[-30:]):
-        for status in report.status:
-            if status.name == 'alignment_flywheel: oracle':
-                return {kv.key: kv.value for kv in status.values}
-    return {}
+    oracle = health(reports[-30:], 'oracle')
+    return values(oracle[-1]) if oracle else {}
 
 
 def test_a_verified_case_stops_the_same_situation_escalating(probe, start_graph, governed,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
+from test.ros.conftest import values
 from test.ros.test_hot_swap import releases  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.ros
@@ -30,7 +31,7 @@ def test_every_node_reports_its_health(probe, start_graph, releases, tmp_path): 
     assert status['governance'].level == DiagnosticStatus.ERROR
     assert status['oracle'].level == DiagnosticStatus.ERROR
     assert status['gate'].level >= DiagnosticStatus.WARN
-    values = {kv.key: kv.value for kv in status['gate'].values}
-    assert values['command_in_force'] == 'None' and 'decisions' in values
+    gate = values(status['gate'])
+    assert gate['command_in_force'] == 'None' and 'decisions' in gate
     assert {kv.key for kv in status['audit'].values} >= {'records', 'uncommitted', 'gap_records'}
     assert all(s.hardware_id.endswith(name) for name, s in status.items())

@@ -19,7 +19,7 @@ from flywheel.ros.answer_msgs import answer_from_msg, answer_to_msg
 from flywheel.verifier_answer import VerifierAnswer
 from test.audit.conftest import records_in
 from test.conftest import KEYS
-from test.ros.conftest import GateIO, decision_for, moving
+from test.ros.conftest import GateIO, decision_for, health, moving, values
 
 pytestmark = pytest.mark.ros
 
@@ -41,13 +41,8 @@ def wait_verifier_ready(probe, ready: bool = True, timeout: float = 30.0) -> Non
     reports = probe.collect(DiagnosticArray, '/diagnostics', 100)
 
     def said() -> bool:
-        for report in reports[-20:]:
-            for status in report.status:
-                if status.name == 'alignment_flywheel: gate':
-                    values = {kv.key: kv.value for kv in status.values}
-                    if values.get('verifier_ready') == str(ready):
-                        return True
-        return False
+        return any(values(s).get('verifier_ready') == str(ready)
+                   for s in health(reports[-20:], 'gate'))
     assert probe.spin_until(said, timeout), f'the gate never said verifier_ready={ready}'
 
 

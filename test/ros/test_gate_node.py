@@ -17,7 +17,7 @@ from alignment_flywheel.msg import GateDecision, Proposal as ProposalMsg
 from flywheel.ros.convert import from_time, signals_to_msg, to_time
 from flywheel.wire import encode_proposal
 from test.helpers import straight
-from test.ros.conftest import GateIO, decision_for, moving
+from test.ros.conftest import GateIO, decision_for, health, moving, values
 
 pytestmark = pytest.mark.ros
 
@@ -257,13 +257,10 @@ def test_diagnostics_report_what_was_decided_and_what_never_arrived(gate_io):
         gate_io.verdict(p)
         decision_for(gate_io, p)
 
-    def gate_values():
-        for report in reports:
-            for status in report.status:
-                if status.name == 'alignment_flywheel: gate':
-                    yield {kv.key: kv.value for kv in status.values}
-    assert gate_io.probe.spin_until(
-        lambda: any(v.get('lost') == '7' and int(v['ALLOW']) >= 3 for v in gate_values()), 5.0)
+    def counted() -> bool:
+        return any(v.get('lost') == '7' and int(v['ALLOW']) >= 3
+                   for v in map(values, health(reports, 'gate')))
+    assert gate_io.probe.spin_until(counted, 5.0)
 
 
 @pytest.mark.parametrize('forge', ['unsigned', 'tampered'])

@@ -16,7 +16,7 @@ from flywheel.oracle.directive import Directive, running_bytes
 from flywheel.release.bundle import build_bundle, read_bundle
 from flywheel.ros import qos, topics
 from test.conftest import KEYS
-from test.ros.conftest import OdometryFeed, signed_bytes, wait_matched
+from test.ros.conftest import OdometryFeed, health, signed_bytes, values, wait_matched
 from test.helpers import straight
 from test.ros.test_hot_swap import releases  # noqa: F401 - the fixture
 
@@ -57,9 +57,8 @@ def send(io, bundle: bytes, number: int, version: str, key='governance.pem', seq
 
 
 def refusals(io) -> list[str]:
-    return [kv.value for report in io.reports for status in report.status
-            if status.name == 'alignment_flywheel: oracle' for kv in status.values
-            if kv.key == 'last_release_refusal' and kv.value]
+    return [refusal for s in health(io.reports, 'oracle')
+            if (refusal := values(s).get('last_release_refusal'))]
 
 
 def refused(probe, io, problem: str) -> None:
@@ -76,8 +75,8 @@ def test_nothing_is_scored_until_governance_sends_a_release(probe, oracle_io):
                               load_message_key(KEYS / 'proposer.pem'))
         pub.publish(raw)
         assert probe.spin_until(lambda: any(
-            status.message.startswith('no release from governance') for report in
-            oracle_io.reports for status in report.status), 10.0)
+            s.message.startswith('no release from governance')
+            for s in health(oracle_io.reports, 'oracle')), 10.0)
         send(oracle_io, oracle_io.bundles[0], 1, '1.0.0')
         assert probe.spin_until(lambda: oracle_io.running, 10.0)
         _, raw = signed_bytes(straight(1.5, 1.0, 0.0, 0.5, seq=2, stamp_ns=probe.now_ns()),

@@ -18,7 +18,7 @@ from flywheel.ros import qos, topics
 from flywheel.ros.convert import to_time
 from flywheel.wire import decode_proposal
 from test.conftest import KEYS
-from test.ros.conftest import wait_matched
+from test.ros.conftest import health, wait_matched
 
 pytestmark = pytest.mark.ros
 
@@ -89,7 +89,6 @@ def test_no_proposal_from_odometry_in_another_frame_or_stale(probe, start_graph,
     def refused():
         odom.publish(odometry(probe, 1.5, 1.0, frame, age_s))
         return probe.spin_until(lambda: any(
-            s.name == 'alignment_flywheel: proposer' and 'not proposing' in s.message
-            for r in reports for s in r.status), 0.5)
+            'not proposing' in s.message for s in health(reports, 'proposer')), 0.5)
     assert any(refused() for _ in range(40))
     assert not proposals

@@ -34,7 +34,8 @@ from flywheel.wire import encode_proposal
 from test.audit.conftest import records_in
 from test.conftest import CONFIG, KEYS
 from test.helpers import flywheel, straight
-from test.ros.conftest import GateIO, OdometryFeed, decision_for, wait_matched
+from test.ros.conftest import (GateIO, OdometryFeed, decision_for, health, values,
+                               wait_matched)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -138,7 +139,7 @@ def governed(probe, start_graph, desk):
     # the Gate follows governance (it says so on /diagnostics) before anything is driven
     assert probe.spin_until(lambda: accepted_by_gate(reports) == '1.0.0',
                             2 * STATUS_SILENCE_S + 10.0), \
-        [s.message for s in gate_health(reports)]
+        [s.message for s in health(reports, 'gate')]
     streams = []
 
     def drive(x=1.5, y=1.0, v=0.5):
@@ -154,19 +155,10 @@ def governed(probe, start_graph, desk):
         s.close()
 
 
-def gate_health(reports) -> list[DiagnosticStatus]:
-    """The Gate's reports on /diagnostics, oldest first."""
-    return [s for r in reports for s in r.status if s.name == 'alignment_flywheel: gate']
-
-
-def gate_values(status: DiagnosticStatus) -> dict[str, str]:
-    return {kv.key: kv.value for kv in status.values}
-
-
 def accepted_by_gate(reports) -> str | None:
     """The Oracle versions the Gate accepts, by its latest report."""
-    health = gate_health(reports)
-    return gate_values(health[-1]).get('accepted_oracle_versions') if health else None
+    gate = health(reports, 'gate')
+    return values(gate[-1]).get('accepted_oracle_versions') if gate else None
 
 
 def stage_of(statuses) -> int | None:
@@ -344,14 +336,14 @@ def test_a_gate_that_hears_no_governance_status_says_so_and_subscribes_again(pro
     reports = probe.collect(DiagnosticArray, '/diagnostics', 100)
 
     def warnings():
-        return [s for s in gate_health(reports) if 'subscribed again' in s.message]
+        return [s for s in health(reports, 'gate') if 'subscribed again' in s.message]
     assert probe.spin_until(warnings, STATUS_SILENCE_S + 10.0), \
-        [s.message for s in gate_health(reports)]
+        [s.message for s in health(reports, 'gate')]
     warned = warnings()[0]
     assert warned.level >= DiagnosticStatus.WARN
     assert re.search(r'no governance status for \d+s \(\d+ publisher\(s\) matched on '
                      + re.escape(f'/{topics.ORACLE_STATUS}') + r'\)', warned.message), \
         warned.message
-    assert gate_values(warned)['status_resubscribed'] == '1'
+    assert values(warned)['status_resubscribed'] == '1'
     io.believed(OracleStatus.STAGE_SHADOW)
     assert probe.spin_until(lambda: accepted_by_gate(reports) == '1.0.0', 5.0)
