@@ -1,7 +1,8 @@
 """Starts the node graph as separate processes and stops it cleanly (no rclpy here).
 
 Each node runs in its own session, so a Ctrl-C in the terminal reaches only `flywheel`, which then
-asks every node to shut down (SIGINT), waits, and only then escalates to SIGTERM and SIGKILL.
+asks every node to shut down (SIGINT), waits, and only then escalates to SIGTERM and SIGKILL. A
+`flywheel` that dies without doing so takes its nodes with it (flywheel.supervisor).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from flywheel.supervisor import supervised_env
 
 GRAPH = ('sim', 'audit', 'oracle', 'verifier', 'gate', 'proposer')
 # started only when asked for: flywheel up --with governance
@@ -93,7 +96,8 @@ class Graph:
                 self._logs.append(out)
             self.processes[node] = subprocess.Popen(
                 node_command(node, self.params_file, self.overrides.get(node), self.namespace),
-                env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                env=supervised_env(self.env), stdout=out,
+                stderr=subprocess.STDOUT if out else None,
                 stdin=subprocess.DEVNULL, start_new_session=True)
         return self
 

@@ -26,6 +26,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from flywheel.errors import FlywheelError
+from flywheel.supervisor import follow_supervisor
 from flywheel.ros.transport import configure_transport, creating_participant
 
 EXIT_BAD_CONFIG = 2
@@ -67,9 +68,14 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
         print(f'[FATAL] [{name}]: refusing to start: cannot initialise ROS: {exc}',
               file=sys.stderr)
         return EXIT_BAD_CONFIG
-    stopping = threading.Event()
+    stopping, asked = threading.Event(), []
+
+    def stop(why: str) -> None:
+        asked.append(why)
+        stopping.set()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+        signal.signal(sig, lambda number, _: stop(signal.Signals(number).name))
+    supervised = follow_supervisor(lambda: stop('its supervisor is gone'))
     # a node that does not stop is sent this before SIGKILL (flywheel.cli.graph.stop_all): its
     # threads' stacks on stderr say where it hung; a node that crashes says where it crashed
     faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -88,6 +94,8 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
             rclpy.logging.get_logger(name).fatal(f'refusing to start: {exc}')
             return EXIT_BAD_CONFIG
         node.get_logger().info(f'transport: {transport}')
+        if supervised:
+            node.get_logger().info(supervised)
         executor = getattr(node, 'make_executor', EventsExecutor)()
         executor.add_node(node)
         # Everything built so far lives as long as the process: keep it out of the collector,
@@ -103,9 +111,12 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
         return getattr(node, 'exit_code', None) or 0
     finally:
         if node is not None:
-            stop = getattr(node, 'on_process_exit', None)
-            if stop is not None:
-                stop()
+            code = getattr(node, 'exit_code', None)
+            node.get_logger().info('stopping: ' + (
+                asked[0] if asked else f'exit code {code}' if code is not None else 'ROS shut down'))
+            on_exit = getattr(node, 'on_process_exit', None)
+            if on_exit is not None:
+                on_exit()
         # What is left is rclpy's teardown (its DDS entities), which takes ~0.02 s here but
         # hung under `make stress` in 3 of about 250 stops, inside Fast DDS (EventsExecutor.
         # shutdown() twice, destroy_publisher once), after the node had done all it does on
