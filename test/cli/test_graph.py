@@ -84,6 +84,30 @@ def test_a_graph_has_its_participants_once_every_process_has_a_socket():
             p.wait()
 
 
+def test_a_file_closed_while_looking_is_no_participant(monkeypatch):
+    """A starting process closes files between the listing of its descriptors and the look at
+    each: such a one is not taken for "cannot tell, assume created"."""
+    import os
+    import subprocess
+    from flywheel.cli.graph import Graph
+    graph = Graph(('a',), Path('p.yaml'))
+    graph.processes['a'] = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'],
+                                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+    readlink = os.readlink
+
+    def closing(path, *args, **kwargs):
+        if path.endswith('/fd/0'):
+            raise FileNotFoundError(path)
+        return readlink(path, *args, **kwargs)
+    try:
+        monkeypatch.setattr(os, 'readlink', closing)
+        assert not graph.participants_created()
+    finally:
+        graph.processes['a'].kill()
+        graph.processes['a'].wait()
+
+
 def test_a_fleets_managers_get_the_shared_host_timing_unless_the_params_file_sets_it(tmp_path):
     from flywheel.cli.graph import GRAPH, MANAGER, SHARED_HOST_TIMING, fleet, robot_namespaces
     params = tmp_path / 'p.yaml'

@@ -107,11 +107,10 @@ class Graph:
         for process in self.processes.values():
             try:
                 fds = os.listdir(f'/proc/{process.pid}/fd')
-                if not any(os.readlink(f'/proc/{process.pid}/fd/{fd}').startswith('socket:')
-                           for fd in fds):
-                    return False
             except OSError:       # exited (its exit is seen elsewhere), or no /proc
                 continue
+            if not any(_is_socket(f'/proc/{process.pid}/fd/{fd}') for fd in fds):
+                return False
         return True
 
     def exited(self) -> dict[str, int]:
@@ -127,6 +126,16 @@ class Graph:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _is_socket(fd_path: str) -> bool:
+    """A file descriptor closed since it was listed is not a socket: a starting process opens
+    and closes files all the time (its imports), and once taking such a one for "cannot tell"
+    counted a node whose participant did not exist yet as started."""
+    try:
+        return os.readlink(fd_path).startswith('socket:')
+    except OSError:
+        return False
 
 
 def stop_all(graphs: list[Graph], grace: float = 5.0) -> list[dict[str, int]]:
