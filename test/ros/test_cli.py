@@ -116,7 +116,10 @@ def test_a_killed_up_takes_its_nodes_with_it(probe, tmp_path):
     pids = []
     try:
         with Up(tmp_path, '--only', 'oracle,gate') as up:
-            assert probe.spin_until(lambda: 'every node started' in up.out(), 60.0)
+            nodes = ('oracle', 'gate', 'lifecycle_manager')
+            # each says it follows `up` once it does (the kernel is told before the participant)
+            assert probe.spin_until(lambda: all(
+                f'[{node}]: stops when its supervisor' in up.err() for node in nodes), 60.0)
             pids = up.pids()
             assert len(pids) == 3          # two nodes and the manager
             up.process.kill()
@@ -124,7 +127,7 @@ def test_a_killed_up_takes_its_nodes_with_it(probe, tmp_path):
             assert probe.spin_until(lambda: not [p for p in pids if alive(p)], 20.0), \
                 [p for p in pids if alive(p)]
             # the nodes still write to the file `up` gave them: each was asked to stop
-            for node in ('oracle', 'gate', 'lifecycle_manager'):
+            for node in nodes:
                 assert f'[{node}]: stopping: SIGINT' in up.err(), node
     finally:
         for pid in pids:           # this test's own nodes, if they outlived it
