@@ -2,11 +2,11 @@
 started it dies, even by kill -9, instead of running on headless (no rclpy here).
 
 Why: the nodes run in their own sessions (a Ctrl-C reaches only `flywheel up`, which stops them
-in order), so nothing else ends them. A supervisor killed by the OOM killer, or by a test's
-cleanup, left its whole graph running on the domain without its lifecycle manager: a Gate that
-was never activated answered every proposal of a later graph, and a second `flywheel up` shared
-the domain with it. The kernel sends the node SIGINT when its parent dies (prctl
-PR_SET_PDEATHSIG), which it handles as a Ctrl-C: the Gate says stop on its way out.
+in order), so nothing else ends them. Under `make stress` a test's clean-up killed `flywheel up`
+with SIGKILL, and its whole graph ran on in the test domain: its inactive Gate answered every
+later test's proposals beside the test's own Gate. The OOM killer would do the same on a robot.
+The kernel sends the node SIGINT when its parent dies (prctl PR_SET_PDEATHSIG), which it handles
+as a Ctrl-C: the Gate says stop on its way out.
 """
 from __future__ import annotations
 

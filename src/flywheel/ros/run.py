@@ -112,8 +112,8 @@ def run_node(name: str, build: Callable[[], Node], argv: list[str] | None = None
     finally:
         if node is not None:
             code = getattr(node, 'exit_code', None)
-            node.get_logger().info('stopping: ' + (
-                asked[0] if asked else f'exit code {code}' if code is not None else 'ROS shut down'))
+            why = asked[0] if asked else 'ROS shut down' if code is None else f'exit code {code}'
+            node.get_logger().info(f'stopping: {why}')
             on_exit = getattr(node, 'on_process_exit', None)
             if on_exit is not None:
                 on_exit()
