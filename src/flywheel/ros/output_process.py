@@ -60,6 +60,21 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_args(ours), ros
 
 
+def fed(gate: int, holding: Holding) -> bool:
+    """Feed ``holding`` everything the Gate has written; False once the Gate is gone (end of
+    file). Read to the end, not one chunk: an approval the Gate wrote just before it was killed
+    is then never published once its death can be seen (under `make stress` a moving command
+    went out after the kill, before the stop)."""
+    while True:
+        try:
+            data = os.read(gate, 64 * 1024)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        holding.feed(data)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, ros_args = parse(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -103,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     beat = args.heartbeat_fd
     os.set_blocking(beat, False)
     gate = sys.stdin.fileno()
+    os.set_blocking(gate, False)
     holding = Holding()
     gc.collect()
     gc.freeze()
@@ -116,11 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             except BrokenPipeError:
                 break
             ready, _, _ = select.select([gate], [], [], holding.wait_s(now, args.tick))
-            if ready:
-                data = os.read(gate, 64 * 1024)
-                if not data:                # the Gate exited or was killed
-                    break
-                holding.feed(data)
+            if ready and not fed(gate, holding):      # the Gate exited or was killed
+                break
     except _Terminated:
         pass
     finally:
