@@ -300,6 +300,39 @@ def test_a_killed_gate_leaves_the_robot_stopped(probe, loop):
     assert not moved, f'moving commands after the Gate was reaped (ns after, v): {moved}'
 
 
+def test_an_approval_handed_over_as_the_gate_dies_is_never_published(probe):
+    """The Gate hands its output process a moving approval and is killed at once: the record and
+    the end of the pipe reach the output process together (frozen meanwhile, so it reads them as
+    one). It publishes stop, never the approval of a Gate it can see is gone."""
+    from flywheel.enforcement.handoff import record
+    topic = '/handoff_death/cmd_vel'
+    commands: list = []       # (send stamp ns, v)
+    probe.node.create_subscription(
+        TwistStamped, topic,
+        lambda m: commands.append((from_time(m.header.stamp), m.twist.linear.x)), EVERY_COMMAND)
+    beats, beat_w = os.pipe()
+    output = subprocess.Popen([sys.executable, '-m', 'flywheel.ros.output_process',
+                               '--heartbeat-fd', str(beat_w), '--topic', topic, '--tick', '0.02',
+                               '--stamped'], stdin=subprocess.PIPE, pass_fds=(beat_w,))
+    os.close(beat_w)
+    try:
+        assert probe.spin_until(lambda: commands, 30.0)        # publishing stop, matched
+        os.kill(output.pid, signal.SIGSTOP)
+        output.stdin.write(record((0.5, 0.0), time.monotonic_ns() + 10_000_000_000))
+        output.stdin.close()                                   # the Gate is gone
+        resumed_ns = probe.now_ns()
+        os.kill(output.pid, signal.SIGCONT)
+        assert output.wait(timeout=10) == 0
+        # its last stops are acknowledged before it exits, and come after anything it sent first
+        assert probe.spin_until(lambda: any(sent > resumed_ns for sent, _ in commands), 5.0)
+        assert not [v for _, v in commands if v != 0.0], commands
+    finally:
+        if output.poll() is None:
+            output.kill()
+            output.wait()
+        os.close(beats)
+
+
 @pytest.mark.parametrize('how', [signal.SIGKILL, signal.SIGSTOP])
 def test_a_dead_or_frozen_output_process_is_replaced_and_the_robot_stops(probe, loop, how):
     """The Gate publishes stop itself within its watchdog, withdraws the approval, replaces the
