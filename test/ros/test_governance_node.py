@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from alignment_flywheel.msg import OracleRelease, OracleStatus
 from alignment_flywheel.srv import SubmitRelease
 from flywheel.errors import LedgerError
+from flywheel.ros import topics
 from test.audit.conftest import records_in
 from test.conftest import CONFIG
 from test.helpers import flywheel
@@ -27,6 +30,10 @@ def recorded(ledger, **filters) -> list[dict]:
 
 def release_events(ledger) -> list[str]:
     return [r['event'] for r in recorded(ledger, kind='release')]
+
+
+def stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
 
 @pytest.fixture
@@ -94,6 +101,36 @@ def test_lifecycle_transitions_are_on_the_audit_record(probe, start_graph, relea
                 'deactivate: active -> inactive']
     assert probe.spin_until(lambda: transitions() == expected, 20.0), transitions()
     assert not records_in(ledger, kind='gap')
+
+
+def test_the_gate_counts_a_version_before_its_oracle_is_told_to_run_it(governance, probe):
+    """A verdict of a new release must find the Gate already counting it: before every directive
+    (push, push, rollback) governance's latest status already accepts the version it names. By
+    governance's own clock, which stamps both, so the order of publishing is what is checked."""
+    (r1, r2), _, tmp_path, _ = governance
+    everything = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    statuses = probe.collect(OracleStatus, topics.ORACLE_STATUS, everything)
+    directives = probe.collect(OracleRelease, topics.ORACLE_RELEASE, everything)
+    assert probe.spin_until(lambda: statuses, 30.0)          # the status reader is matched
+    for step, version in ((('release', 'push', str(r1)), '1.0.0'),
+                          (('release', 'push', str(r2)), '1.1.0'),
+                          (('rollback', '--key', str(tmp_path / 'alice.pem')), '1.0.0')):
+        seen = len(directives)
+        assert flywheel(*step).returncode == 0
+        assert probe.spin_until(lambda: len(directives) > seen, 10.0), f'no directive for {step}'
+        directive = directives[-1]
+        assert directive.oracle_version == version
+        # statuses arrive in order: once a later one is here (the heartbeat's, at most 1 s),
+        # every status governance published before the directive is here too
+        assert probe.spin_until(
+            lambda: any(stamp_ns(s) > stamp_ns(directive) for s in statuses), 5.0)
+        before = [s for s in statuses if stamp_ns(s) <= stamp_ns(directive)]
+        assert before, f'no status before the directive for {version}'
+        latest = max(before, key=stamp_ns)
+        assert version in latest.accepted_versions, (
+            f'{step}: the Gate\'s latest word before the directive for {version} accepted only '
+            f'{list(latest.accepted_versions)}')
 
 
 def test_a_restart_comes_back_with_the_active_release(governance, start_graph):

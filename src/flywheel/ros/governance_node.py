@@ -198,11 +198,10 @@ class GovernanceNode(LifecycleNode):
         result = super().on_activate(state)
         self.active = True
         self._transition('activate', 'inactive', 'active')
-        if self.governor.active is not None:
-            with self._lock:
-                self._publish_release(rollback=False)
+        with self._lock:
+            self._publish_release(rollback=False)
+            if self.governor.active is not None:
                 self._publish_overlay()
-        self._publish_status()
         return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -264,7 +263,6 @@ class GovernanceNode(LifecycleNode):
             f'release {release.number} (Oracle {release.oracle_version}) '
             + (f'staged: {governor.rollout.stage.name.lower()} beside {old}' if accepted.staged
                else 'installed; swapping'))
-        self._publish_status()
         response.accepted, response.oracle_version = True, release.oracle_version
         response.number = release.number
         return response
@@ -306,7 +304,6 @@ class GovernanceNode(LifecycleNode):
         self._event(GovernanceEvent.EVENT_ROLLED_BACK, release.oracle_version, release.number,
                     from_version, f'signed by {request.key_id[:16]}', release.bundle_sha256,
                     request.key_id[:16])
-        self._publish_status()
         response.accepted, response.active_version = True, release.oracle_version
         return response
 
@@ -333,7 +330,8 @@ class GovernanceNode(LifecycleNode):
                         governor.last_rejection_sha256, governor.last_rejection_actor)
             return response
         self._rollout_events(events, actor=request.key_id[:16])
-        self._publish_status()
+        if not events:                  # with events, _after_rollout has published the state
+            self._publish_status()
         response.accepted, response.rollout = True, self._rollout_text()
         return response
 
@@ -590,11 +588,20 @@ class GovernanceNode(LifecycleNode):
                                    signature=self.key.sign(message.canonical_bytes()))
 
     def _publish_release(self, rollback: bool) -> None:
-        """The whole desired state to every robot's Oracle: the active release and the
-        candidate it must score beside it, if any (call under the lock)."""
+        """The whole desired state, to every robot's Gate first and then to its Oracle (call
+        under the lock): the status saying which versions now count, then the directive naming
+        the active release and the candidate to score beside it, if any.
+
+        In that order because the Gate must count a new version before the Oracle can score with
+        it: a verdict that reaches the Gate first waits for the status at most
+        ``verdict_timeout``, then blocks its proposal. Published the other way round, with
+        governance's events and log between them, a stress run saw the status reach the Gate
+        0.2 s after the Oracle had swapped, and a proposal was blocked for a release that had
+        been installed."""
         governor = self.governor
         active = governor.active
         if active is None:
+            self._publish_status()
             return
         rollout = governor.rollout
         candidate = governor.candidate if rollout is not None and rollout.scores_candidate \
@@ -612,7 +619,6 @@ class GovernanceNode(LifecycleNode):
                             candidate_version=directive.candidate_version,
                             candidate_number=directive.candidate_number,
                             key_id=directive.key_id, signature=list(directive.signature))
-        msg.header.stamp = to_time(self.wall_ns())
         msg.bundle = array('B', directive.bundle)
         msg.root = array('B', directive.root)
         msg.candidate_bundle = array('B', directive.candidate_bundle)
@@ -620,6 +626,8 @@ class GovernanceNode(LifecycleNode):
         for robot in self.robots:
             if robot.swap is None or robot.swap.version != active.oracle_version:
                 robot.swap = Swap(active.oracle_version, self.wall_ns())
+            robot.status_pub.publish(status_to_msg(self._signed(self._status(robot))))
+            msg.header.stamp = to_time(self.wall_ns())
             robot.release_pub.publish(msg)
 
     def _transition(self, transition: str, start: str, goal: str, detail: str = '') -> None:
