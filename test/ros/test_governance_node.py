@@ -12,6 +12,7 @@ from alignment_flywheel.msg import OracleRelease, OracleStatus
 from alignment_flywheel.srv import SubmitRelease
 from flywheel.errors import LedgerError
 from flywheel.ros import topics
+from flywheel.ros.convert import from_time
 from test.audit.conftest import records_in
 from test.conftest import CONFIG
 from test.helpers import flywheel
@@ -33,7 +34,7 @@ def release_events(ledger) -> list[str]:
 
 
 def stamp_ns(msg) -> int:
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+    return from_time(msg.header.stamp)
 
 
 @pytest.fixture
