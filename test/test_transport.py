@@ -77,6 +77,15 @@ def test_without_a_widened_copy_nodes_keep_the_shipped_profiles():
     assert 'yours' in configure_transport(mine)
 
 
+def test_a_node_started_by_a_process_that_chose_the_shipped_profile_does_not_call_it_yours():
+    started_by = localhost()
+    configure_transport(started_by)         # a test or `flywheel demo`, before it starts nodes
+    node_env = dict(started_by)
+    said = configure_transport(node_env)
+    assert 'yours' not in said and 'UDP only (localhost_udp.xml' in said
+    assert node_env == started_by
+
+
 HOLDER = '''
 import sys
 from flywheel.ros import transport

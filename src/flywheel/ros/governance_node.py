@@ -392,6 +392,7 @@ class GovernanceNode(LifecycleNode):
                 self._event(GovernanceEvent.EVENT_SWAP_TIMEOUT, swap.version, 0, robot.running,
                             why)
         governor = self.governor
+        events = ()
         if governor is not None and self.active and governor.rollout is not None:
             with self._lock:
                 # a stage passes only once every robot that runs it has been heard
@@ -399,7 +400,8 @@ class GovernanceNode(LifecycleNode):
                     r.name for r in self.robots if self._stage_of(r) == governor.rollout.stage))
                 self._after_rollout(events)
             self._rollout_events(events)
-        self._publish_status()
+        if not events:     # otherwise the status went out just now, before the directive
+            self._publish_status()
 
     def health(self):
         """For /diagnostics: what is active, what the Oracle runs, the rollout, what was
