@@ -8,10 +8,12 @@ import fcntl
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,20 @@ def machine() -> str:
     except OSError:
         pass
     return (f'{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, '
-            f'{platform.system()} {platform.release()}')
+            f'{platform.system()} {platform.release()}; speed probe {speed_probe_ms():.0f} ms')
+
+
+def speed_probe_ms() -> float:
+    """Median of 5 timings of 10^6 Python additions. Machines of one kind here differ in speed
+    from day to day (the same CPU model name, the same benchmark twice as slow), so every figure
+    is printed beside this one to compare runs from different days."""
+    times = []
+    for _ in range(5):
+        start, total = time.perf_counter(), 0
+        for i in range(1_000_000):
+            total += i
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
 
 
 def load() -> str:
