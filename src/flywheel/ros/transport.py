@@ -63,8 +63,8 @@ def configure_transport(env: dict | None = None) -> str:
                     'no shared-memory publish stalls')
         if env.get(var) and Path(env[var]).parent == profile_dir():
             # chosen by the flywheel process that started this one (a test, `flywheel demo`)
-            return (f'Fast DDS over UDP only ({Path(env[var]).name}, as the process that started '
-                    'this one chose): no shared-memory publish stalls')
+            return (f'Fast DDS over UDP only ({Path(env[var]).name}, shipped, chosen before this '
+                    'process started): no shared-memory publish stalls')
         if env.get(var):
             return (f'Fast DDS profile {env[var]} from {var} (yours: make sure it does not use '
                     'shared memory for cmd_vel)')
